@@ -1,0 +1,18 @@
+#!/usr/bin/env node
+/**
+ * Entry point of the `audience-sync` command. Each command lives in its own module under
+ * src/cli/ and registers itself here; commands hold output only, no logic a test would want.
+ */
+import { Command } from "commander";
+import { runCli } from "./run.js";
+
+const program = new Command();
+program
+  .name("audience-sync")
+  .description("Mirror a warehouse query into an Iterable static list")
+  .version("0.1.0")
+  .option("-c, --config <file>", "config file", "./audience-sync.yaml");
+
+// Commands register here, one line each.
+
+await runCli(program, process.argv);
