@@ -201,12 +201,28 @@ function isValidHostname(domain: string): boolean {
   return TLDS.has(top.toLowerCase());
 }
 
-function isValidDomain(domain: string): boolean {
+function checkDomain(domain: string): boolean {
   if (domain.length === 0 || JAVA_WHITESPACE.test(domain)) return false;
   if (domain.length >= 2 && domain.startsWith("[") && domain.endsWith("]")) {
     return isValidAddressLiteral(domain.slice(1, -1));
   }
   return isValidHostname(domain);
+}
+
+// A few domains make up most rows of any audience, and IDN conversion is the costliest step, so
+// verdicts are memoised. Bounded: cleared when full rather than evicting one by one.
+const MAX_REMEMBERED_DOMAINS = 10_000;
+const domainVerdicts = new Map<string, boolean>();
+
+function isValidDomain(domain: string): boolean {
+  const known = domainVerdicts.get(domain);
+  if (known !== undefined) return known;
+  const verdict = checkDomain(domain);
+  if (domain.length <= MAX_DOMAIN_LENGTH + 2) {
+    if (domainVerdicts.size >= MAX_REMEMBERED_DOMAINS) domainVerdicts.clear();
+    domainVerdicts.set(domain, verdict);
+  }
+  return verdict;
 }
 
 /**
