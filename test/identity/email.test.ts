@@ -79,6 +79,16 @@ describe("isValidEmail beyond the vectors", () => {
   });
 });
 
+describe("remembered domain verdicts", () => {
+  it("give the same answers on repeat and after the memory is full", () => {
+    const sample = ["joe@apache.org", "joe@apache.c", "joe@b\u00fccher.ch", "joe@www.\ufffd.ch"];
+    const first = sample.map(isValidEmail);
+    for (let i = 0; i < 10_050; i++) isValidEmail(`joe@host${i}.example.com`);
+    expect(sample.map(isValidEmail)).toEqual(first);
+    expect(first).toEqual([true, false, true, false]);
+  });
+});
+
 describe("normalizeEmail", () => {
   it.each([
     [null, null],
