@@ -1,0 +1,316 @@
+/**
+ * The mirror diff as SQL, run inside the source warehouse (pure string building, no I/O).
+ *
+ * One run goes through these tables, all in the state schema:
+ *   rows     every model row, identifiers normalised, identity computed (NULL: no valid identity)
+ *   members  one row per identity (duplicates merged; the smallest values win a conflict)
+ *   plan     what to send: subscribes (added/changed members) and unsubscribes (removed members,
+ *            identifiers taken from the snapshot), with `send = 0` for an unsubscribe superseded
+ *            by a subscribe of the same person in this run
+ *   outcomes one row per record sent or failed, written by the run from Iterable's answers
+ *   snap     the new snapshot, built from the previous one, the plan and the confirmed outcomes
+ */
+import type { ProjectType } from "../iterable/wire.js";
+import type { Dialect } from "../sources/source.js";
+
+/** Longest email that can be valid (64-char local part, @, 253-char domain), with slack. */
+export const MAX_EMAIL_CHARS = 320;
+/** Iterable's limit on userId length (NOTES.md, Identifiers). */
+export const MAX_USER_ID_CHARS = 52;
+/** Width of identifier columns in state tables; longer values are invalid and cut for reports. */
+export const STORED_CHARS = 400;
+
+export interface PlanTables {
+  rows: string;
+  members: string;
+  plan: string;
+  outcomes: string;
+  snap: string;
+  /** the committed snapshot to diff against; null on a first run / changed list / full resync */
+  previous: string | null;
+}
+
+export interface RowsSpec {
+  modelSql: string;
+  projectType: ProjectType;
+  emailColumn?: string | undefined;
+  userIdColumn?: string | undefined;
+}
+
+// ---------------------------------------------------------------- dialect details the planner needs
+
+export function concat(d: Dialect, ...parts: string[]): string {
+  return d.name === "mysql" ? `concat(${parts.join(", ")})` : `(${parts.join(" || ")})`;
+}
+
+/** NULL-safe equality. */
+export function same(d: Dialect, a: string, b: string): string {
+  return d.name === "mysql" ? `(${a} <=> ${b})` : `(${a} is not distinct from ${b})`;
+}
+
+/** Column type of identifiers: binary comparison everywhere (MySQL's default collations fold case). */
+export function keyType(d: Dialect): string {
+  switch (d.name) {
+    case "mysql":
+      return `varchar(${STORED_CHARS}) character set utf8mb4 collate utf8mb4_bin`;
+    case "postgres":
+      return `text collate "C"`;
+    default:
+      return "varchar";
+  }
+}
+
+function intType(d: Dialect): string {
+  return d.name === "duckdb" ? "integer" : "int";
+}
+
+function tableOptions(d: Dialect): string {
+  return d.name === "mysql" ? " engine=InnoDB default charset=utf8mb4 collate=utf8mb4_bin" : "";
+}
+
+function createTable(d: Dialect, table: string, columns: [string, string][]): string {
+  const cols = columns.map(([name, type]) => `${d.quoteIdent(name)} ${type}`).join(", ");
+  return `create table ${table} (${cols})${tableOptions(d)}`;
+}
+
+/** An index on `identity`: MySQL/MariaDB join by nested loops without one; DuckDB needs none. */
+export function identityIndex(d: Dialect, schema: string, table: string): string[] {
+  if (d.name === "duckdb") return [];
+  const idx = d.quoteIdent(`${table}_identity_idx`.slice(0, 60));
+  return [`create index ${idx} on ${d.table(schema, table)} (${d.quoteIdent("identity")})`];
+}
+
+// ---------------------------------------------------------------- identity rules in SQL
+
+/** userId validity as SQL; must agree with userIdProblem() in src/identity (property-tested). */
+export function validUserIdSql(d: Dialect, u: string): string {
+  return `(${u} is not null and ${d.length(u)} between 1 and ${MAX_USER_ID_CHARS} and ${d.isPrintableAscii(u)} and ${u} not like ' %' and ${u} not like '% ')`;
+}
+
+/** Identity of a row per project type; NULL when the row has no usable identifier. Emails are only
+ *  normalised here (their validity is judged in TypeScript when the row leaves the warehouse). */
+export function identitySql(d: Dialect, projectType: ProjectType, e: string, u: string): string {
+  const byEmail = `when ${e} is not null and ${d.length(e)} <= ${MAX_EMAIL_CHARS} then ${concat(d, "'e:'", e)}`;
+  const byUser = `when ${validUserIdSql(d, u)} then ${concat(d, "'u:'", u)}`;
+  switch (projectType) {
+    case "email":
+      return `case ${byEmail} end`;
+    case "userId":
+      return `case ${byUser} end`;
+    case "hybrid":
+      return `case ${byUser} ${byEmail} end`;
+  }
+}
+
+// ---------------------------------------------------------------- statements of one plan
+
+/** Materialises the model with normalised identifiers and identity. */
+export function buildRowsSql(d: Dialect, schema: string, t: PlanTables, spec: RowsSpec): string[] {
+  const q = (c: string) => `m.${d.quoteIdent(c)}`;
+  const emailExpr = spec.emailColumn
+    ? `nullif(${d.trimLower(d.castText(q(spec.emailColumn)))}, '')`
+    : "null";
+  const userExpr = spec.userIdColumn ? d.castText(q(spec.userIdColumn)) : "null";
+  const cut = (x: string) => (d.name === "mysql" ? `left(${x}, ${STORED_CHARS})` : x);
+  const rows = d.table(schema, t.rows);
+  return [
+    d.dropTable(rows),
+    createTable(d, rows, [
+      ["identity", keyType(d)],
+      ["email", keyType(d)],
+      ["user_id", keyType(d)],
+    ]),
+    `insert into ${rows} (identity, email, user_id) ` +
+      `select ${identitySql(d, spec.projectType, "n.e", "n.u")}, ${cut("n.e")}, ${cut("n.u")} ` +
+      `from (select ${emailExpr} as e, ${userExpr} as u from (${spec.modelSql}) m) n`,
+  ];
+}
+
+/**
+ * One member per identity. Rows of one identity merge (a NULL identifier takes the other row's
+ * value); two different non-NULL values conflict, the smallest wins and the other rows are
+ * reported as `duplicate_identity`. Hybrid: an email-only row whose email a userId row carries is
+ * the same Iterable user (Iterable matches both) and merges into that member.
+ */
+export function buildMembersSql(
+  d: Dialect,
+  schema: string,
+  t: PlanTables,
+  projectType: ProjectType,
+): string[] {
+  const rows = d.table(schema, t.rows);
+  const members = d.table(schema, t.members);
+  const mergedByEmail =
+    projectType === "hybrid"
+      ? ` and not (r.identity like 'e:%' and exists (select 1 from ${rows} r2 where r2.identity like 'u:%' and r2.email = r.email))`
+      : "";
+  return [
+    d.dropTable(members),
+    createTable(d, members, [
+      ["identity", keyType(d)],
+      ["email", keyType(d)],
+      ["user_id", keyType(d)],
+      ["row_count", intType(d)],
+    ]),
+    `insert into ${members} (identity, email, user_id, row_count) ` +
+      `select r.identity, min(r.email), min(r.user_id), count(*) from ${rows} r ` +
+      `where r.identity is not null${mergedByEmail} group by r.identity`,
+    ...identityIndex(d, schema, t.members),
+  ];
+}
+
+/** The plan: subscribes for added and changed members, unsubscribes for removed ones. */
+export function buildPlanSql(d: Dialect, schema: string, t: PlanTables): string[] {
+  const members = d.table(schema, t.members);
+  const plan = d.table(schema, t.plan);
+  const stmts = [
+    d.dropTable(plan),
+    createTable(d, plan, [
+      ["identity", keyType(d)],
+      ["op", "varchar(12)"],
+      ["kind", "varchar(12)"],
+      ["email", keyType(d)],
+      ["user_id", keyType(d)],
+      ["send", intType(d)],
+    ]),
+  ];
+  if (!t.previous) {
+    stmts.push(
+      `insert into ${plan} (identity, op, kind, email, user_id, send) ` +
+        `select m.identity, 'subscribe', 'added', m.email, m.user_id, 1 from ${members} m`,
+    );
+    return stmts;
+  }
+  const prev = d.table(schema, t.previous);
+  stmts.push(
+    `insert into ${plan} (identity, op, kind, email, user_id, send) ` +
+      `select m.identity, 'subscribe', case when s.identity is null then 'added' else 'changed' end, m.email, m.user_id, 1 ` +
+      `from ${members} m left join ${prev} s on s.identity = m.identity ` +
+      `where s.identity is null or not (${same(d, "m.email", "s.email")} and ${same(d, "m.user_id", "s.user_id")})`,
+    ...identityIndex(d, schema, t.plan),
+    // An unsubscribe of a person this run subscribes again (same email or userId) is not sent:
+    // Iterable would match both to one user, and unsubscribes run first.
+    `insert into ${plan} (identity, op, kind, email, user_id, send) ` +
+      `select s.identity, 'unsubscribe', 'removed', s.email, s.user_id, ` +
+      `case when exists (select 1 from ${plan} p where p.op = 'subscribe' and (p.email = s.email or p.user_id = s.user_id)) then 0 else 1 end ` +
+      `from ${prev} s where not exists (select 1 from ${members} m where m.identity = s.identity)`,
+  );
+  return stmts;
+}
+
+/** Counts for the report: rows, distinct members, invalid rows, and the plan by op/kind. */
+export function countsSql(
+  d: Dialect,
+  schema: string,
+  t: PlanTables,
+): { rows: string; plan: string; previous: string | null } {
+  const rows = d.table(schema, t.rows);
+  const members = d.table(schema, t.members);
+  const plan = d.table(schema, t.plan);
+  return {
+    rows:
+      `select (select count(*) from ${rows}) as row_count, ` +
+      `(select count(*) from ${rows} where identity is null) as invalid_count, ` +
+      `(select count(*) from ${members}) as member_count`,
+    plan: `select op, kind, send, count(*) as n from ${plan} group by op, kind, send`,
+    previous: t.previous ? `select count(*) as n from ${d.table(schema, t.previous)}` : null,
+  };
+}
+
+/** Rows without a usable identity, for validation messages and the report. */
+export function invalidRowsSql(d: Dialect, schema: string, t: PlanTables): string {
+  return `select email, user_id from ${d.table(schema, t.rows)} where identity is null`;
+}
+
+/** Rows that lost a duplicate conflict (another row of the same identity carries other values). */
+export function duplicateRowsSql(d: Dialect, schema: string, t: PlanTables): string {
+  const rows = d.table(schema, t.rows);
+  const members = d.table(schema, t.members);
+  return (
+    `select r.identity, r.email, r.user_id, m.email as kept_email, m.user_id as kept_user_id from ${rows} r join ${members} m on m.identity = r.identity ` +
+    `where (r.email is not null and m.email <> r.email) or (r.user_id is not null and m.user_id <> r.user_id)`
+  );
+}
+
+/** The records to deliver for one operation, in a stable order. */
+export function planRecordsSql(
+  d: Dialect,
+  schema: string,
+  t: PlanTables,
+  op: "subscribe" | "unsubscribe",
+): string {
+  return (
+    `select identity, kind, email, user_id from ${d.table(schema, t.plan)} ` +
+    `where op = '${op}' and send = 1 order by identity`
+  );
+}
+
+/** Table of per-record outcomes written during delivery. `confirmed = 1` marks an outcome the
+ *  snapshot may take as done (success, or a failure committed as if synced). */
+export function buildOutcomesTableSql(d: Dialect, schema: string, t: PlanTables): string[] {
+  const outcomes = d.table(schema, t.outcomes);
+  return [
+    d.dropTable(outcomes),
+    createTable(d, outcomes, [
+      ["identity", keyType(d)],
+      ["op", "varchar(12)"],
+      ["email", keyType(d)],
+      ["user_id", keyType(d)],
+      ["status", "varchar(12)"],
+      ["confirmed", intType(d)],
+      ["error_code", "varchar(40)"],
+      ["error_message", d.name === "mysql" ? "text" : "varchar"],
+    ]),
+  ];
+}
+
+export const OUTCOME_COLUMNS = [
+  "identity",
+  "op",
+  "email",
+  "user_id",
+  "status",
+  "confirmed",
+  "error_code",
+  "error_message",
+] as const;
+
+/**
+ * The new snapshot: the baseline is the last confirmed success. It holds
+ * - members nothing was sent for (unchanged),
+ * - planned subscribes whose outcome is confirmed (new identifiers),
+ * - for a changed member whose subscribe was not confirmed: its previous snapshot row,
+ * - removed members whose unsubscribe was not confirmed (kept, so it is retried), and superseded
+ *   unsubscribes whose superseding subscribe was not confirmed.
+ * A run that stops before this statement leaves the previous snapshot as the baseline.
+ */
+export function buildSnapshotSql(d: Dialect, schema: string, t: PlanTables): string[] {
+  const members = d.table(schema, t.members);
+  const plan = d.table(schema, t.plan);
+  const outcomes = d.table(schema, t.outcomes);
+  const snap = d.table(schema, t.snap);
+  const confirmed = (alias: string, op: string) =>
+    `exists (select 1 from ${outcomes} o where o.identity = ${alias}.identity and o.op = '${op}' and o.confirmed = 1)`;
+  const parts = [
+    `select m.identity, m.email, m.user_id from ${members} m where not exists (select 1 from ${plan} p where p.identity = m.identity and p.op = 'subscribe')`,
+    `select p.identity, p.email, p.user_id from ${plan} p where p.op = 'subscribe' and ${confirmed("p", "subscribe")}`,
+  ];
+  if (t.previous) {
+    const prev = d.table(schema, t.previous);
+    parts.push(
+      `select s.identity, s.email, s.user_id from ${prev} s join ${plan} p on p.identity = s.identity and p.op = 'subscribe' and p.kind = 'changed' where not ${confirmed("p", "subscribe")}`,
+      `select s.identity, s.email, s.user_id from ${prev} s join ${plan} p on p.identity = s.identity and p.op = 'unsubscribe' ` +
+        `where (p.send = 1 and not ${confirmed("p", "unsubscribe")}) or (p.send = 0 and not exists (select 1 from ${plan} p2 where p2.op = 'subscribe' and (p2.email = s.email or p2.user_id = s.user_id) and ${confirmed("p2", "subscribe")}))`,
+    );
+  }
+  return [
+    d.dropTable(snap),
+    createTable(d, snap, [
+      ["identity", keyType(d)],
+      ["email", keyType(d)],
+      ["user_id", keyType(d)],
+    ]),
+    `insert into ${snap} (identity, email, user_id) ${parts.join(" union all ")}`,
+    ...identityIndex(d, schema, t.snap),
+  ];
+}

@@ -1,0 +1,570 @@
+/**
+ * One run of one sync: read -> validate -> plan -> deliver -> classify -> commit.
+ *
+ * The baseline is the last confirmed success: the next snapshot is built from the outcomes
+ * Iterable confirmed, after delivery, and only registering it (commitSnapshot) makes it the
+ * baseline. A crash anywhere before that leaves the previous snapshot, so the next run redoes the
+ * work (subscribe and unsubscribe are idempotent): at-least-once, nothing lost.
+ */
+import { createHash } from "node:crypto";
+import type { DestinationConfig, ResolvedSync } from "../config/index.js";
+import { destinationBaseUrl } from "../config/index.js";
+import {
+  AudienceSyncError,
+  CancelledError,
+  type FailureCode,
+  FatalError,
+  LockedError,
+  redact,
+} from "../errors.js";
+import { validateRow } from "../identity/rules.js";
+import type { BatchResult, DeliveryRecord, Operation } from "../iterable/types.js";
+import type { ProjectType } from "../iterable/wire.js";
+import {
+  buildSnapshot,
+  createOutcomesTable,
+  dropWorkTables,
+  duplicateRows,
+  invalidRows,
+  type Plan,
+  type PlanRecord,
+  planRecords,
+  preparePlan,
+} from "../planner/planner.js";
+import type { Source } from "../sources/source.js";
+import { modelSql } from "../sources/source.js";
+import {
+  appendLogsFromOutcomes,
+  applyRetention,
+  commitSnapshot,
+  ensureState,
+  finishRun,
+  getMetadata,
+  insertRun,
+  nextRunId,
+  type RunCounts,
+  type RunStatus,
+} from "../state/store.js";
+import { type ListApi, resolveList } from "./lists.js";
+import { OutcomeWriter } from "./outcomes.js";
+
+/** What delivery needs from the Iterable client (src/iterable/client.ts satisfies it). */
+export interface DeliveryApi extends ListApi {
+  subscribe(
+    listId: number,
+    records: AsyncIterable<DeliveryRecord> | Iterable<DeliveryRecord>,
+    opts?: { updateExistingUsersOnly?: boolean },
+  ): AsyncIterable<BatchResult>;
+  unsubscribe(
+    listId: number,
+    records: AsyncIterable<DeliveryRecord> | Iterable<DeliveryRecord>,
+  ): AsyncIterable<BatchResult>;
+}
+
+export interface Progress {
+  phase: "plan" | "unsubscribe" | "subscribe" | "commit" | "done";
+  /** records planned for the current phase */
+  total: number;
+  done: number;
+  failed: number;
+}
+
+export interface RunOptions {
+  fullResync?: boolean;
+  signal?: AbortSignal;
+  onProgress?: (p: Progress) => void;
+}
+
+export interface RunReport {
+  sync: string;
+  runId: number | null;
+  status: Exclude<RunStatus, "running">;
+  list: { id: number; name: string; created: boolean } | null;
+  firstRun: boolean;
+  fullResync: boolean;
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
+  rowsRead: number;
+  invalidRows: number;
+  duplicateRows: number;
+  members: number;
+  planned: {
+    subscribe: number;
+    unsubscribe: number;
+    skippedUnsubscribe: number;
+    unchanged: number;
+  };
+  succeeded: Record<Operation, number>;
+  failed: Record<Operation, number>;
+  warnings: number;
+  failuresByCode: Partial<Record<FailureCode, number>>;
+  sampleFailures: {
+    op: Operation;
+    key: string;
+    email: string | null;
+    userId: string | null;
+    code: string | null;
+    message: string | null;
+  }[];
+  notes: string[];
+  error: { code: string; message: string } | null;
+}
+
+/** Identifies what the snapshot was made against: a change of list, identifiers or project
+ *  makes the next run a first run for the new list. */
+export function configFingerprint(resolved: ResolvedSync, listId: number): string {
+  const { sync, destination } = resolved;
+  const basis = {
+    listId,
+    host: destinationBaseUrl(destination),
+    projectType: destination.projectType,
+    email: sync.identifiers.email ?? null,
+    userId: sync.identifiers.userId ?? null,
+  };
+  return createHash("sha256").update(JSON.stringify(basis)).digest("hex").slice(0, 16);
+}
+
+/** The committed snapshot to diff against, or null (and why) when the run must subscribe everyone. */
+export async function chooseBaseline(
+  source: Source,
+  syncName: string,
+  fingerprint: string,
+  fullResync: boolean,
+): Promise<{ baseline: string | null; note: string | null }> {
+  const tail =
+    "every valid row is subscribed; members of the list that are not in the model are not unsubscribed";
+  if (fullResync) return { baseline: null, note: `full resync: ${tail}` };
+  const meta = await getMetadata(source, syncName);
+  if (!meta?.snapshotTable) return { baseline: null, note: `first run: ${tail}` };
+  if (meta.fingerprint !== fingerprint) {
+    return {
+      baseline: null,
+      note: "the list or the identifier mapping changed since the last run: every valid row is subscribed to the new list; the previous list is left as it was",
+    };
+  }
+  if (!(await source.tableExists(source.stateSchema, meta.snapshotTable))) {
+    return {
+      baseline: null,
+      note: `the last snapshot (${meta.snapshotTable}) is missing from the warehouse: ${tail}`,
+    };
+  }
+  return { baseline: meta.snapshotTable, note: null };
+}
+
+// One run per sync at a time inside this process; across processes, the source's lock.
+const runningHere = new Set<string>();
+
+export function lockName(resolved: ResolvedSync): string {
+  return `audience-sync:${resolved.name}`;
+}
+
+export async function acquireLock(
+  source: Source,
+  resolved: ResolvedSync,
+): Promise<() => Promise<void>> {
+  const key = `${JSON.stringify(resolved.source)}:${resolved.name}`;
+  if (runningHere.has(key)) {
+    throw new LockedError(`sync "${resolved.name}" is already running in this process`);
+  }
+  const lock = await source.tryLock(lockName(resolved));
+  if (!lock) {
+    throw new LockedError(
+      `sync "${resolved.name}" is already running (another process holds its lock in the warehouse); wait for it to finish`,
+    );
+  }
+  runningHere.add(key);
+  return async () => {
+    runningHere.delete(key);
+    await lock.release();
+  };
+}
+
+function toDelivery(
+  rec: PlanRecord,
+  verdict: ReturnType<typeof validateRow>,
+): DeliveryRecord | null {
+  if (!verdict.ok) return null;
+  const out: DeliveryRecord = { key: rec.identity };
+  if (verdict.email !== undefined) out.email = verdict.email;
+  if (verdict.userId !== undefined) out.userId = verdict.userId;
+  return out;
+}
+
+interface Deps {
+  api: DeliveryApi;
+  source: Source;
+}
+
+/**
+ * Runs one sync. Record failures never stop the run (they are counted and logged); fatal errors
+ * (bad key, list gone, source down) end it as `failed` with the previous snapshot kept.
+ */
+export async function runSync(
+  resolved: ResolvedSync,
+  deps: Deps,
+  opts: RunOptions = {},
+): Promise<RunReport> {
+  const { api, source } = deps;
+  const { sync, destination, name } = resolved;
+  const started = new Date();
+  const projectType: ProjectType = destination.projectType;
+  const report: RunReport = {
+    sync: name,
+    runId: null,
+    status: "failed",
+    list: null,
+    firstRun: false,
+    fullResync: opts.fullResync === true,
+    startedAt: started.toISOString(),
+    finishedAt: started.toISOString(),
+    durationMs: 0,
+    rowsRead: 0,
+    invalidRows: 0,
+    duplicateRows: 0,
+    members: 0,
+    planned: { subscribe: 0, unsubscribe: 0, skippedUnsubscribe: 0, unchanged: 0 },
+    succeeded: { subscribe: 0, unsubscribe: 0 },
+    failed: { subscribe: 0, unsubscribe: 0 },
+    warnings: 0,
+    failuresByCode: {},
+    sampleFailures: [],
+    notes: [],
+    error: null,
+  };
+  const progress = (p: Progress) => opts.onProgress?.(p);
+  const finish = (status: RunReport["status"]) => {
+    const end = new Date();
+    report.status = status;
+    report.finishedAt = end.toISOString();
+    report.durationMs = end.getTime() - started.getTime();
+    return report;
+  };
+
+  await ensureState(source);
+  const release = await acquireLock(source, resolved);
+  let plan: Plan | null = null;
+  let counts: RunCounts | null = null;
+  try {
+    progress({ phase: "plan", total: 0, done: 0, failed: 0 });
+    const list = await resolveList(api, source, name, sync.list);
+    report.list = list;
+    const fingerprint = configFingerprint(resolved, list.id);
+    const chosen = await chooseBaseline(source, name, fingerprint, report.fullResync);
+    const baseline = chosen.baseline;
+    if (chosen.note) report.notes.push(chosen.note);
+    report.firstRun = baseline === null;
+
+    const runId = await nextRunId(source, name);
+    report.runId = runId;
+    await insertRun(source, { sync: name, runId, fullResync: report.fullResync, listId: list.id });
+
+    plan = await preparePlan({
+      source,
+      syncName: name,
+      projectType,
+      modelSql: modelSql(sync, source.dialect),
+      identifiers: sync.identifiers,
+      runId,
+      baseline,
+      signal: opts.signal,
+    });
+    report.rowsRead = plan.rowsRead;
+    report.invalidRows = plan.invalidRows;
+    report.duplicateRows = plan.duplicateRows;
+    report.members = plan.members;
+    report.planned = {
+      subscribe: plan.subscribe.added + plan.subscribe.changed,
+      unsubscribe: plan.unsubscribe,
+      skippedUnsubscribe: plan.skippedUnsubscribe,
+      unchanged: plan.unchanged,
+    };
+
+    await createOutcomesTable(source, plan);
+    const writer = new OutcomeWriter(
+      source,
+      plan.tables.outcomes,
+      sync.observability.retryFailedRecords,
+    );
+    let cancelled = false;
+    try {
+      await recordRowFailures(source, plan, projectType, writer);
+      // Unsubscribes finish before subscribes start: an identity change can name the same
+      // Iterable person on both sides, and the subscribe must be the last word.
+      await deliver("unsubscribe", {
+        api,
+        source,
+        plan,
+        projectType,
+        writer,
+        listId: list.id,
+        resolved,
+        opts,
+      });
+      await deliver("subscribe", {
+        api,
+        source,
+        plan,
+        projectType,
+        writer,
+        listId: list.id,
+        resolved,
+        opts,
+      });
+    } catch (err) {
+      if (!(err instanceof CancelledError) && !opts.signal?.aborted) throw err;
+      cancelled = true;
+      report.notes.push(
+        "cancelled: sending stopped; what Iterable confirmed was committed, the rest is sent by the next run",
+      );
+    }
+    await writer.flush();
+
+    progress({ phase: "commit", total: 0, done: 0, failed: 0 });
+    if (sync.observability.retainSyncLogs) {
+      await appendLogsFromOutcomes(source, name, runId, plan.tables.outcomes);
+    }
+    await buildSnapshot(source, plan);
+    await commitSnapshot(source, name, runId, plan.tables.snap, fingerprint);
+
+    const t = writer.tally;
+    report.succeeded = t.succeeded;
+    report.failed = t.failed;
+    report.warnings = t.warnings;
+    report.failuresByCode = t.byCode;
+    report.sampleFailures = t.samples.map((s) => ({
+      op: s.op,
+      key: s.key,
+      email: s.email,
+      userId: s.userId,
+      code: s.code,
+      message: s.message,
+    }));
+    counts = runCounts(report, list.id, plan);
+    const anyFailed = t.failed.subscribe + t.failed.unsubscribe > 0;
+    const status: RunReport["status"] = cancelled
+      ? "cancelled"
+      : anyFailed
+        ? "completed_with_failures"
+        : "succeeded";
+    await finishRun(source, name, runId, status, counts, null);
+    await cleanUp(source, resolved, plan);
+    progress({ phase: "done", total: 0, done: 0, failed: 0 });
+    return finish(status);
+  } catch (err) {
+    const message = redact(err instanceof Error ? err.message : String(err), destination.apiKey);
+    const code =
+      err instanceof AudienceSyncError && "code" in err
+        ? String((err as { code: unknown }).code)
+        : "run_failed";
+    report.error = { code, message };
+    const status = err instanceof CancelledError ? "cancelled" : "failed";
+    if (report.runId !== null) {
+      try {
+        await finishRun(
+          source,
+          name,
+          report.runId,
+          status,
+          counts ?? (plan ? runCounts(report, report.list?.id ?? null, plan) : null),
+          message,
+        );
+        if (plan) await dropWorkTables(source, plan);
+      } catch {
+        // the source itself may be what failed; the run row then stays 'running' and the next
+        // run's retention drops the work tables
+      }
+    }
+    finish(status);
+    throw Object.assign(err instanceof Error ? err : new Error(message), { report });
+  } finally {
+    await release();
+  }
+}
+
+function runCounts(report: RunReport, listId: number | null, plan: Plan): RunCounts {
+  return {
+    listId,
+    rowsRead: plan.rowsRead,
+    invalidRows: plan.invalidRows,
+    plannedSubscribe: report.planned.subscribe,
+    plannedUnsubscribe: report.planned.unsubscribe,
+    succeededSubscribe: report.succeeded.subscribe,
+    succeededUnsubscribe: report.succeeded.unsubscribe,
+    failedSubscribe: report.failed.subscribe,
+    failedUnsubscribe: report.failed.unsubscribe,
+    skippedUnsubscribe: report.planned.skippedUnsubscribe,
+    unchanged: report.planned.unchanged,
+    failuresByCode: report.failuresByCode as Record<string, number>,
+  };
+}
+
+async function cleanUp(source: Source, resolved: ResolvedSync, plan: Plan): Promise<void> {
+  await dropWorkTables(source, plan);
+  await applyRetention(source, resolved.name, {
+    logDays: resolved.sync.observability.syncLogRetentionDays,
+    keepSnapshots: resolved.sync.observability.snapshotRetention,
+  });
+}
+
+/** Rows without a usable identity and rows that lost a duplicate conflict: failed records. */
+async function recordRowFailures(
+  source: Source,
+  plan: Plan,
+  projectType: ProjectType,
+  writer: OutcomeWriter,
+): Promise<void> {
+  if (plan.invalidRows > 0) {
+    for await (const batch of invalidRows(source, plan)) {
+      for (const row of batch) {
+        const v = validateRow(projectType, { email: row.email, userId: row.userId });
+        await writer.add({
+          key: `row:${row.email ?? ""}|${row.userId ?? ""}`,
+          op: "subscribe",
+          email: row.email,
+          userId: row.userId,
+          status: "failed",
+          code: v.ok ? "missing_identifier" : v.code,
+          message: v.ok ? "the row has no usable identifier" : v.message,
+        });
+      }
+    }
+  }
+  if (plan.duplicateRows > 0) {
+    for await (const batch of duplicateRows(source, plan)) {
+      for (const row of batch) {
+        await writer.add({
+          key: `dup:${row.identity}|${row.email ?? ""}|${row.userId ?? ""}`,
+          op: "subscribe",
+          email: row.email,
+          userId: row.userId,
+          status: "failed",
+          code: "duplicate_identity",
+          message: `another row has the same identity (${row.identity}) with different identifiers (email ${row.keptEmail ?? "none"}, userId ${row.keptUserId ?? "none"}); that row was kept`,
+        });
+      }
+    }
+  }
+}
+
+interface DeliverCtx {
+  api: DeliveryApi;
+  source: Source;
+  plan: Plan;
+  projectType: ProjectType;
+  writer: OutcomeWriter;
+  listId: number;
+  resolved: ResolvedSync;
+  opts: RunOptions;
+}
+
+async function deliver(op: Operation, ctx: DeliverCtx): Promise<void> {
+  const { api, source, plan, projectType, writer, listId, resolved, opts } = ctx;
+  const total =
+    op === "subscribe" ? plan.subscribe.added + plan.subscribe.changed : plan.unsubscribe;
+  if (total === 0) return;
+  // Identifiers of each record in flight, to log the outcome with them; bounded by the client's
+  // in-flight window, since records are pulled from the warehouse only as batches complete.
+  const pending = new Map<string, PlanRecord>();
+  const warnings = new Map<string, { code: FailureCode; message: string }>();
+  let done = 0;
+  let failed = 0;
+  const tick = () => opts.onProgress?.({ phase: op, total, done, failed });
+  tick();
+
+  const invalidBeforeSend: { rec: PlanRecord; code: FailureCode; message: string }[] = [];
+  async function* records(): AsyncGenerator<DeliveryRecord> {
+    for await (const batch of planRecords(source, plan, op)) {
+      for (const rec of batch) {
+        opts.signal?.throwIfAborted();
+        const verdict = validateRow(projectType, { email: rec.email, userId: rec.userId });
+        const out = toDelivery(rec, verdict);
+        if (!out) {
+          if (!verdict.ok)
+            invalidBeforeSend.push({ rec, code: verdict.code, message: verdict.message });
+          continue;
+        }
+        if (verdict.ok && verdict.warnings.length > 0 && op === "subscribe") {
+          const w = verdict.warnings[0];
+          if (w) warnings.set(rec.identity, w);
+        }
+        pending.set(rec.identity, rec);
+        yield out;
+      }
+    }
+  }
+
+  const flushInvalid = async () => {
+    for (const { rec, code, message } of invalidBeforeSend.splice(0)) {
+      // An unsubscribe of a snapshot row whose identifiers are no longer valid cannot be sent;
+      // nothing of it was ever subscribed under those values, so it is dropped as done.
+      await writer.add({
+        key: rec.identity,
+        op,
+        email: rec.email,
+        userId: rec.userId,
+        status: op === "unsubscribe" ? "succeeded" : "failed",
+        code,
+        message,
+      });
+      if (op === "subscribe") failed++;
+      done++;
+    }
+  };
+
+  const stream =
+    op === "subscribe"
+      ? api.subscribe(listId, records(), {
+          updateExistingUsersOnly: projectType !== "email" && resolved.sync.updateExistingUsersOnly,
+        })
+      : api.unsubscribe(listId, records());
+  try {
+    for await (const result of stream) {
+      for (const o of result.outcomes) {
+        const rec = pending.get(o.key);
+        pending.delete(o.key);
+        const w = warnings.get(o.key);
+        warnings.delete(o.key);
+        if (o.status === "succeeded") {
+          await writer.add({
+            key: o.key,
+            op,
+            email: rec?.email ?? null,
+            userId: rec?.userId ?? null,
+            status: "succeeded",
+            code: w?.code ?? null,
+            message: w ? `warning: ${w.message}; sent without it` : null,
+          });
+        } else {
+          // notFound on unsubscribe is success, decided by the classifier; a forgotten user on
+          // unsubscribe is no longer a member either.
+          const forgotten = o.code === "forgotten_user";
+          await writer.add({
+            key: o.key,
+            op,
+            email: rec?.email ?? null,
+            userId: rec?.userId ?? null,
+            status: "failed",
+            code: o.code,
+            message: o.message,
+            permanent: forgotten,
+          });
+          failed++;
+        }
+        done++;
+      }
+      await flushInvalid();
+      tick();
+      if (opts.signal?.aborted) throw new CancelledError("the run was cancelled");
+    }
+    await flushInvalid();
+    tick();
+  } catch (err) {
+    await flushInvalid();
+    if (opts.signal?.aborted && !(err instanceof FatalError))
+      throw new CancelledError("the run was cancelled", { cause: err });
+    throw err;
+  }
+}
+
+export type { DestinationConfig };
