@@ -4,6 +4,7 @@
  * src/cli/ and registers itself here; commands hold output only, no logic a test would want.
  */
 import { Command } from "commander";
+import { registerLists } from "./lists.js";
 import { runCli } from "./run.js";
 
 const program = new Command();
@@ -14,5 +15,6 @@ program
   .option("-c, --config <file>", "config file", "./audience-sync.yaml");
 
 // Commands register here, one line each.
+registerLists(program);
 
 await runCli(program, process.argv);

@@ -3,6 +3,7 @@
  * streams in concurrent batches that come back as one outcome per record.
  */
 import type { z } from "zod";
+import type { DestinationConfig } from "../config/index.js";
 import { AuthError, CancelledError, FatalError, RetryableError } from "../errors.js";
 import { type BatchItem, batchRecords, subscriberJson } from "./batching.js";
 import { bodyExcerpt, classifyBatchResult, failBatch } from "./classify.js";
@@ -14,27 +15,11 @@ import { mapWindow } from "./window.js";
 import {
   CreateListResponse,
   DATA_CENTER_HOSTS,
-  type DataCenter,
   GetListsResponse,
   type ListDetails,
   type ProjectType,
   UserBulkUpdateListResponse,
 } from "./wire.js";
-
-/** The destination settings the client reads; structurally the `iterable` destination of the
- *  config (src/config), so a parsed config can be passed as is. */
-export interface IterableDestination {
-  type: "iterable";
-  apiKey: string;
-  dataCenter: DataCenter;
-  projectType: ProjectType;
-  baseUrl?: string;
-  batchSize?: number;
-  maxBatchBytes?: number;
-  concurrency?: number;
-  maxRequestsPerSecond?: number;
-  timeoutMs?: number;
-}
 
 export interface IterableClientOptions {
   apiKey: string;
@@ -104,7 +89,7 @@ export class IterableClient {
     });
   }
 
-  static fromDestination(dest: IterableDestination, extras: ClientExtras = {}): IterableClient {
+  static fromDestination(dest: DestinationConfig, extras: ClientExtras = {}): IterableClient {
     return new IterableClient({
       apiKey: dest.apiKey,
       baseUrl: dest.baseUrl ?? DATA_CENTER_HOSTS[dest.dataCenter],
