@@ -89,9 +89,9 @@ export function parseConfig(text: string, opts: ParseOptions = {}): Config {
 
   const interpolation = interpolateEnv(raw, env);
   const tree = interpolation.value as Record<string, unknown>;
-  const secrets = collectSecrets(tree);
   const issues: ConfigIssue[] = [...interpolation.issues];
   const envIssuePaths = interpolation.issues.map((i) => formatPath(i.path));
+  const secrets = collectSecrets(tree, envIssuePaths);
 
   let parsed = ConfigSchema.safeParse(tree, { error: errorMap });
   if (!parsed.success && coerceEnvScalars(tree, parsed.error.issues, interpolation.substituted)) {
@@ -194,17 +194,22 @@ function setAt(tree: unknown, path: readonly PropertyKey[], value: unknown): voi
 }
 
 /** Values that must never appear in a message: API keys and database passwords, wherever they
- *  were written (also under a misspelt parent, which is exactly when an error echoes a path). */
-function collectSecrets(tree: unknown): string[] {
+ *  were written (also under a misspelt parent, which is exactly when an error echoes a path).
+ *  A value whose ${VAR} was missing still holds the reference, which is not a secret. */
+function collectSecrets(tree: unknown, unresolved: readonly string[]): string[] {
   const found: string[] = [];
-  const visit = (node: unknown) => {
+  const visit = (node: unknown, path: PropertyKey[]) => {
     if (node === null || typeof node !== "object") return;
     for (const [key, value] of Object.entries(node)) {
-      if ((key === "apiKey" || key === "password") && typeof value === "string") found.push(value);
-      else visit(value);
+      const at = [...path, key];
+      if ((key === "apiKey" || key === "password") && typeof value === "string") {
+        if (!unresolved.includes(formatPath(at))) found.push(value);
+      } else {
+        visit(value, at);
+      }
     }
   };
-  visit(tree);
+  visit(tree, []);
   return found;
 }
 
