@@ -6,6 +6,7 @@
 import { Command } from "commander";
 import { registerLists } from "./lists.js";
 import { runCli } from "./run.js";
+import { registerSchema } from "./schema.js";
 
 const program = new Command();
 program
@@ -15,6 +16,7 @@ program
   .option("-c, --config <file>", "config file", "./audience-sync.yaml");
 
 // Commands register here, one line each.
+registerSchema(program);
 registerLists(program);
 
 await runCli(program, process.argv);
