@@ -1,0 +1,506 @@
+/**
+ * The embedded DuckDB source. The database file is opened for the life of one Source (one run) and
+ * closed after, so the user's own tools can write it between runs (PRODUCT.md, "Sharing the
+ * warehouse"). DuckDB's file lock keeps other processes out; inside this process, Sources on the
+ * same file share one instance, because a second instance in the same process would not be
+ * stopped by the (per-process) file lock and the two would corrupt the file.
+ */
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import {
+  blobValue,
+  type DuckDBAppender,
+  DuckDBArrayValue,
+  DuckDBBlobValue,
+  DuckDBConnection,
+  DuckDBDateValue,
+  DuckDBDecimalValue,
+  DuckDBInstance,
+  DuckDBListValue,
+  DuckDBMapValue,
+  DuckDBStructValue,
+  DuckDBTimestampMillisecondsValue,
+  DuckDBTimestampNanosecondsValue,
+  DuckDBTimestampSecondsValue,
+  DuckDBTimestampTZValue,
+  DuckDBTimestampValue,
+  type DuckDBType,
+  DuckDBTypeId,
+  type DuckDBValue,
+} from "@duckdb/node-api";
+import { CancelledError, SourceError } from "../errors.js";
+import { duckdbDialect } from "./dialects.js";
+import { DEFAULT_BATCH_SIZE, type Lock, type Source, type SqlExecutor } from "./source.js";
+import {
+  checkBatchShape,
+  errorMessage,
+  isoFromDate,
+  isoFromLocalTimestamp,
+  numberFromBigInt,
+  numberFromText,
+} from "./values.js";
+
+export interface DuckDbOptions {
+  path: string;
+  stateSchema: string;
+}
+
+export interface OpenOptions {
+  signal?: AbortSignal;
+  /** how long to wait for a file another process holds; default 10 s */
+  busyTimeoutMs?: number;
+  /** the source's name in the config, for messages */
+  name?: string;
+}
+
+export const DEFAULT_BUSY_TIMEOUT_MS = 10_000;
+
+interface SharedInstance {
+  instance: DuckDBInstance;
+  refs: number;
+  locks: Set<string>;
+}
+
+// Keyed by absolute path. Holds the promise so that two concurrent opens share one attempt.
+const openFiles = new Map<string, Promise<SharedInstance>>();
+
+/** Serialises work on one connection: DuckDB runs one statement at a time per connection. */
+class Mutex {
+  private tail: Promise<unknown> = Promise.resolve();
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(fn, fn);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+}
+
+export function plainFromDuckDb(value: DuckDBValue): unknown {
+  if (value === null || typeof value !== "object") {
+    return typeof value === "bigint" ? numberFromBigInt(value) : value;
+  }
+  if (value instanceof DuckDBDecimalValue) return numberFromText(value.toString());
+  if (value instanceof DuckDBDateValue) return value.toString();
+  if (
+    value instanceof DuckDBTimestampValue ||
+    value instanceof DuckDBTimestampSecondsValue ||
+    value instanceof DuckDBTimestampMillisecondsValue ||
+    value instanceof DuckDBTimestampNanosecondsValue
+  ) {
+    return isoFromLocalTimestamp(value.toString());
+  }
+  if (value instanceof DuckDBTimestampTZValue) {
+    return value.isFinite ? isoFromDate(new Date(Number(value.micros / 1000n))) : value.toString();
+  }
+  if (value instanceof DuckDBBlobValue) return Buffer.from(value.bytes);
+  if (value instanceof DuckDBListValue || value instanceof DuckDBArrayValue) {
+    return value.items.map(plainFromDuckDb);
+  }
+  if (value instanceof DuckDBStructValue) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value.entries)) out[k] = plainFromDuckDb(v);
+    return out;
+  }
+  if (value instanceof DuckDBMapValue) {
+    return value.entries.map((e) => ({
+      key: plainFromDuckDb(e.key),
+      value: plainFromDuckDb(e.value),
+    }));
+  }
+  // time, interval, uuid, bit, ...: DuckDB's own text form
+  return value.toString();
+}
+
+function duckDbParam(value: unknown): DuckDBValue {
+  if (value === undefined || value === null) return null;
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+    case "bigint":
+      return value;
+    case "number":
+      if (!Number.isFinite(value)) throw new SourceError(`cannot bind ${value} as a parameter`);
+      return value;
+    default:
+      if (value instanceof Date) return value.toISOString();
+      if (value instanceof Uint8Array) return blobValue(value);
+      return JSON.stringify(value);
+  }
+}
+
+function rowsToObjects<T>(names: string[], rows: DuckDBValue[][]): T[] {
+  const out: T[] = new Array(rows.length);
+  for (let r = 0; r < rows.length; r++) {
+    const row = rows[r] as DuckDBValue[];
+    const obj: Record<string, unknown> = {};
+    for (let c = 0; c < names.length; c++)
+      obj[names[c] as string] = plainFromDuckDb(row[c] ?? null);
+    out[r] = obj as T;
+  }
+  return out;
+}
+
+const LOCK_HOLDER = /Conflicting lock is held in (.*?) \(PID (\d+)\)(?: by user (\S+))?/;
+
+/** "PID 123 (/usr/bin/node, user ana)" from DuckDB's lock error, when it says. */
+export function lockHolder(message: string): string | undefined {
+  const m = LOCK_HOLDER.exec(message);
+  if (!m) return undefined;
+  const detail = [m[1], m[3] ? `user ${m[3].replace(/\.$/, "")}` : undefined].filter(Boolean);
+  return `PID ${m[2]}${detail.length ? ` (${detail.join(", ")})` : ""}`;
+}
+
+function isLockConflict(message: string): boolean {
+  return /Could not set lock on file|Conflicting lock/i.test(message);
+}
+
+async function createInstance(file: string, opts: OpenOptions): Promise<DuckDBInstance> {
+  const timeout = opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
+  const started = Date.now();
+  let delay = 50;
+  for (;;) {
+    if (opts.signal?.aborted) throw new CancelledError(`stopped while waiting for ${file}`);
+    try {
+      return await DuckDBInstance.create(file);
+    } catch (error) {
+      const message = errorMessage(error);
+      if (!isLockConflict(message)) {
+        throw new SourceError(`could not open DuckDB file ${file}: ${message}`, { cause: error });
+      }
+      const waited = Date.now() - started;
+      if (waited >= timeout) {
+        const holder = lockHolder(message);
+        throw new SourceError(
+          `DuckDB file ${file} is busy: another process has it open${holder ? ` (${holder})` : ""}. ` +
+            `Waited ${(timeout / 1000).toFixed(1)} s. DuckDB lets one process at a time open a ` +
+            "file for writing; close that program's connection, or run when it is done.",
+          { cause: error, retryable: true },
+        );
+      }
+      try {
+        await sleep(Math.min(delay, timeout - waited), undefined, { signal: opts.signal });
+      } catch {
+        throw new CancelledError(`stopped while waiting for ${file}`);
+      }
+      delay = Math.min(delay * 2, 500);
+    }
+  }
+}
+
+async function acquire(file: string, opts: OpenOptions): Promise<SharedInstance> {
+  const inMemory = file === ":memory:";
+  if (!inMemory) {
+    const existing = openFiles.get(file);
+    if (existing) {
+      const shared = await existing;
+      // refs 0: the last Source closed it while we waited; open it afresh.
+      if (shared.refs === 0) return await acquire(file, opts);
+      shared.refs++;
+      return shared;
+    }
+  }
+  const opening = (async () => {
+    if (!inMemory) await mkdir(path.dirname(file), { recursive: true });
+    return { instance: await createInstance(file, opts), refs: 1, locks: new Set<string>() };
+  })();
+  if (!inMemory) {
+    openFiles.set(file, opening);
+    opening.catch(() => openFiles.delete(file));
+  }
+  return await opening;
+}
+
+function release(file: string, shared: SharedInstance): void {
+  shared.refs--;
+  if (shared.refs > 0) return;
+  if (openFiles.get(file) !== undefined) openFiles.delete(file);
+  shared.instance.closeSync();
+}
+
+function wrap(error: unknown, what = "query failed"): SourceError {
+  if (error instanceof SourceError) return error;
+  return new SourceError(`DuckDB ${what}: ${errorMessage(error)}`, { cause: error });
+}
+
+class ConnectionExecutor implements SqlExecutor {
+  readonly dialect = duckdbDialect;
+  constructor(protected readonly conn: DuckDBConnection) {}
+
+  async exec(sql: string, params?: unknown[]): Promise<void> {
+    try {
+      await this.conn.run(sql, params?.length ? params.map(duckDbParam) : undefined);
+    } catch (error) {
+      throw wrap(error);
+    }
+  }
+
+  async query<T extends Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]> {
+    try {
+      const reader = await this.conn.runAndReadAll(
+        sql,
+        params?.length ? params.map(duckDbParam) : undefined,
+      );
+      return rowsToObjects<T>(reader.columnNames(), reader.getRows());
+    } catch (error) {
+      throw wrap(error);
+    }
+  }
+}
+
+/** The appender method for a JS value going into a column of `type`; DuckDB casts the rest. */
+function appendCell(appender: DuckDBAppender, value: unknown, type: DuckDBType): void {
+  if (value === null || value === undefined) {
+    appender.appendNull();
+  } else if (typeof value === "string") {
+    appender.appendVarchar(value);
+  } else if (typeof value === "number") {
+    if (type.typeId === DuckDBTypeId.DOUBLE || type.typeId === DuckDBTypeId.FLOAT) {
+      appender.appendDouble(value);
+    } else if (Number.isSafeInteger(value) && type.typeId !== DuckDBTypeId.VARCHAR) {
+      appender.appendBigInt(BigInt(value));
+    } else {
+      // Into VARCHAR a number reads as JS prints it ("1.5"), not as a DOUBLE cast ("1.5e0").
+      appender.appendVarchar(String(value));
+    }
+  } else if (typeof value === "boolean" && type.typeId === DuckDBTypeId.BOOLEAN) {
+    appender.appendBoolean(value);
+  } else if (value instanceof Date) {
+    appender.appendVarchar(value.toISOString());
+  } else if (value instanceof Uint8Array) {
+    appender.appendBlob(value);
+  } else if (typeof value === "object") {
+    appender.appendVarchar(JSON.stringify(value));
+  } else {
+    appender.appendVarchar(String(value));
+  }
+}
+
+class DuckDbSource extends ConnectionExecutor implements Source {
+  private readonly mutex = new Mutex();
+  private closed = false;
+
+  constructor(
+    conn: DuckDBConnection,
+    private readonly shared: SharedInstance,
+    private readonly file: string,
+    readonly stateSchema: string,
+  ) {
+    super(conn);
+  }
+
+  override exec(sql: string, params?: unknown[]): Promise<void> {
+    return this.mutex.run(() => super.exec(sql, params));
+  }
+
+  override query<T extends Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]> {
+    return this.mutex.run(() => super.query<T>(sql, params));
+  }
+
+  // Each stream, bulk insert and transaction gets its own connection: a streaming result is
+  // invalidated by the next statement on its connection, and a transaction must not capture
+  // statements other callers run meanwhile.
+  private async withConnection<T>(fn: (conn: DuckDBConnection) => Promise<T>): Promise<T> {
+    const conn = await DuckDBConnection.create(this.shared.instance);
+    try {
+      return await fn(conn);
+    } finally {
+      conn.closeSync();
+    }
+  }
+
+  async *stream<T extends Record<string, unknown>>(
+    sql: string,
+    params?: unknown[],
+    batchSize = DEFAULT_BATCH_SIZE,
+  ): AsyncIterable<T[]> {
+    const conn = await DuckDBConnection.create(this.shared.instance);
+    try {
+      let result: Awaited<ReturnType<DuckDBConnection["stream"]>>;
+      try {
+        result = await conn.stream(sql, params?.length ? params.map(duckDbParam) : undefined);
+      } catch (error) {
+        throw wrap(error);
+      }
+      const names = result.columnNames();
+      let batch: T[] = [];
+      for (;;) {
+        let chunk: Awaited<ReturnType<typeof result.fetchChunk>>;
+        try {
+          chunk = await result.fetchChunk();
+        } catch (error) {
+          throw wrap(error);
+        }
+        if (!chunk || chunk.rowCount === 0) break;
+        const rows = rowsToObjects<T>(names, chunk.getRows());
+        for (const row of rows) {
+          batch.push(row);
+          if (batch.length >= batchSize) {
+            yield batch;
+            batch = [];
+          }
+        }
+      }
+      if (batch.length > 0) yield batch;
+    } finally {
+      conn.closeSync();
+    }
+  }
+
+  describe(modelSql: string): Promise<{ name: string; type: string }[]> {
+    return this.mutex.run(async () => {
+      try {
+        const prepared = await this.conn.prepare(modelSql);
+        try {
+          const cols: { name: string; type: string }[] = [];
+          for (let i = 0; i < prepared.columnCount; i++) {
+            cols.push({ name: prepared.columnName(i), type: prepared.columnType(i).toString() });
+          }
+          return cols;
+        } finally {
+          prepared.destroySync();
+        }
+      } catch (error) {
+        throw wrap(error, "could not read the model");
+      }
+    });
+  }
+
+  insertRows(
+    schema: string,
+    table: string,
+    columns: string[],
+    rows: AsyncIterable<unknown[][]> | Iterable<unknown[][]>,
+  ): Promise<number> {
+    return this.withConnection(async (conn) => {
+      const d = this.dialect;
+      const target = d.table(schema, table);
+      let count = 0;
+      try {
+        await conn.run("BEGIN TRANSACTION");
+        const tableCols = (
+          await conn.runAndReadAll(
+            "select column_name from duckdb_columns() where database_name = current_database() and schema_name = $1 and table_name = $2 order by column_index",
+            [schema, table],
+          )
+        )
+          .getRows()
+          .map((r) => String(r[0]));
+        // The appender fills every column in table order; other column lists go through a
+        // temporary table of exactly those columns.
+        const direct =
+          tableCols.length === columns.length && tableCols.every((c, i) => c === columns[i]);
+        let appendTable = table;
+        if (!direct) {
+          appendTable = `audience_sync_insert_${process.pid}_${Date.now()}`;
+          const cols = columns.map((c) => d.quoteIdent(c)).join(", ");
+          await conn.run(
+            `CREATE TEMP TABLE ${d.quoteIdent(appendTable)} AS SELECT ${cols} FROM ${target} LIMIT 0`,
+          );
+        }
+        const appender = direct
+          ? await conn.createAppender(table, schema)
+          : await conn.createAppender(appendTable, "main", "temp");
+        const types: DuckDBType[] = [];
+        for (let i = 0; i < appender.columnCount; i++) types.push(appender.columnType(i));
+        try {
+          for await (const batch of rows) {
+            checkBatchShape(batch, columns.length);
+            for (const row of batch) {
+              for (let i = 0; i < row.length; i++)
+                appendCell(appender, row[i], types[i] as DuckDBType);
+              appender.endRow();
+            }
+            count += batch.length;
+          }
+          appender.flushSync();
+        } finally {
+          appender.closeSync();
+        }
+        if (!direct) {
+          const cols = columns.map((c) => d.quoteIdent(c)).join(", ");
+          await conn.run(
+            `INSERT INTO ${target} (${cols}) SELECT ${cols} FROM temp.${d.quoteIdent(appendTable)}`,
+          );
+          await conn.run(`DROP TABLE temp.${d.quoteIdent(appendTable)}`);
+        }
+        await conn.run("COMMIT");
+        return count;
+      } catch (error) {
+        await conn.run("ROLLBACK").catch(() => undefined);
+        throw wrap(error, `insert into ${target} failed`);
+      }
+    });
+  }
+
+  async ensureSchema(schema: string): Promise<void> {
+    await this.exec(`CREATE SCHEMA IF NOT EXISTS ${this.dialect.quoteIdent(schema)}`);
+  }
+
+  async tableExists(schema: string, table: string): Promise<boolean> {
+    const rows = await this.query(
+      "select 1 from duckdb_tables() where database_name = current_database() and schema_name = $1 and table_name = $2",
+      [schema, table],
+    );
+    return rows.length > 0;
+  }
+
+  async listTables(schema: string, prefix = ""): Promise<string[]> {
+    const rows = await this.query<{ table_name: string }>(
+      "select table_name from duckdb_tables() where database_name = current_database() and schema_name = $1 and starts_with(table_name, $2) order by table_name",
+      [schema, prefix],
+    );
+    return rows.map((r) => r.table_name);
+  }
+
+  transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    return this.withConnection(async (conn) => {
+      const tx = new ConnectionExecutor(conn);
+      await tx.exec("BEGIN TRANSACTION");
+      try {
+        const result = await fn(tx);
+        await tx.exec("COMMIT");
+        return result;
+      } catch (error) {
+        await conn.run("ROLLBACK").catch(() => undefined);
+        throw error;
+      }
+    });
+  }
+
+  async tryLock(name: string): Promise<Lock | null> {
+    // Other processes cannot open the file while this one has it, so only this process's own
+    // Sources on the same file can compete for a name.
+    const key = `${this.stateSchema}\u0000${name}`;
+    if (this.shared.locks.has(key)) return null;
+    this.shared.locks.add(key);
+    let held = true;
+    return {
+      release: async () => {
+        if (held) this.shared.locks.delete(key);
+        held = false;
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.mutex.run(async () => {
+      this.conn.closeSync();
+      release(this.file, this.shared);
+    });
+  }
+}
+
+export async function openDuckDb(config: DuckDbOptions, opts: OpenOptions = {}): Promise<Source> {
+  // Relative paths are relative to the process's working directory, like the models' read_csv().
+  const file = config.path === ":memory:" ? config.path : path.resolve(config.path);
+  const shared = await acquire(file, opts);
+  try {
+    const conn = await shared.instance.connect();
+    return new DuckDbSource(conn, shared, file, config.stateSchema);
+  } catch (error) {
+    release(file, shared);
+    throw wrap(error, "connection failed");
+  }
+}
