@@ -7,6 +7,7 @@ import { Command } from "commander";
 import { registerLists } from "./lists.js";
 import { runCli } from "./run.js";
 import { registerSchema } from "./schema.js";
+import { registerSync } from "./sync.js";
 
 const program = new Command();
 program
@@ -16,7 +17,8 @@ program
   .option("-c, --config <file>", "config file", "./audience-sync.yaml");
 
 // Commands register here, one line each.
-registerSchema(program);
 registerLists(program);
+registerSchema(program);
+registerSync(program);
 
 await runCli(program, process.argv);

@@ -53,11 +53,12 @@ export interface DeliveryApi extends ListApi {
   subscribe(
     listId: number,
     records: AsyncIterable<DeliveryRecord> | Iterable<DeliveryRecord>,
-    opts?: { updateExistingUsersOnly?: boolean },
+    opts?: { updateExistingUsersOnly?: boolean; signal?: AbortSignal },
   ): AsyncIterable<BatchResult>;
   unsubscribe(
     listId: number,
     records: AsyncIterable<DeliveryRecord> | Iterable<DeliveryRecord>,
+    opts?: { signal?: AbortSignal },
   ): AsyncIterable<BatchResult>;
 }
 
@@ -516,8 +517,9 @@ async function deliver(op: Operation, ctx: DeliverCtx): Promise<void> {
     op === "subscribe"
       ? api.subscribe(listId, records(), {
           updateExistingUsersOnly: projectType !== "email" && resolved.sync.updateExistingUsersOnly,
+          ...(opts.signal ? { signal: opts.signal } : {}),
         })
-      : api.unsubscribe(listId, records());
+      : api.unsubscribe(listId, records(), opts.signal ? { signal: opts.signal } : {});
   try {
     for await (const result of stream) {
       for (const o of result.outcomes) {
