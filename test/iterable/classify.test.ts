@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { AuthError, FatalError, RateLimitedError, RetryableError } from "../../src/errors.js";
 import {
@@ -263,6 +264,62 @@ describe("bodyExcerpt", () => {
   it("prefers Iterable's code and msg", () => {
     expect(bodyExcerpt('{"code":"BadParams","msg":"listId missing"}')).toBe(
       "BadParams: listId missing",
+    );
+  });
+});
+
+describe("classifyBatch (property)", () => {
+  const CATS = ["invalid", "notFound", "forgotten", "conflict", "invalidData"] as const;
+  it("gives one outcome per record, in order, failed exactly when a failing array names it", () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({ hasEmail: fc.boolean(), hasUserId: fc.boolean(), upper: fc.boolean() }),
+          {
+            maxLength: 30,
+          },
+        ),
+        fc.array(
+          fc.record({
+            index: fc.nat(),
+            cat: fc.constantFrom(...CATS),
+            field: fc.constantFrom("email", "userId"),
+          }),
+          { maxLength: 30 },
+        ),
+        fc.constantFrom("subscribe", "unsubscribe"),
+        (shape, names, op) => {
+          const sent: DeliveryRecord[] = shape.map((s, i) => ({
+            key: `k${i}`,
+            ...(s.hasEmail || !s.hasUserId
+              ? { email: s.upper ? `User${i}@X.com` : `user${i}@x.com` }
+              : {}),
+            ...(s.hasUserId ? { userId: `id${i}` } : {}),
+          }));
+          const failedUpdates: Record<string, string[]> = {};
+          const expectFailed = new Set<string>();
+          for (const n of names) {
+            const rec = sent[n.index % Math.max(1, sent.length)];
+            if (!rec) continue;
+            const value = n.field === "email" ? rec.email?.toLowerCase() : rec.userId;
+            if (value === undefined) continue;
+            const key = `${n.cat}${n.field === "email" ? "Emails" : "UserIds"}`;
+            failedUpdates[key] = [...(failedUpdates[key] ?? []), value];
+            if (n.cat !== "notFound" || op === "subscribe") expectFailed.add(rec.key);
+          }
+          const out = classifyBatch(
+            op,
+            sent,
+            { successCount: 0, failCount: 0, failedUpdates },
+            { updateExistingUsersOnly: false },
+          );
+          expect(out.map((o) => o.key)).toEqual(sent.map((r) => r.key));
+          expect(out.every((o) => o.op === op)).toBe(true);
+          expect(new Set(out.filter((o) => o.status === "failed").map((o) => o.key))).toEqual(
+            expectFailed,
+          );
+        },
+      ),
     );
   });
 });
