@@ -21,15 +21,18 @@ export interface EmulatorList {
   listType: "Standard";
 }
 
-/** A user as stored. Members of lists are held by reference, so identifier changes follow. */
+/** A user as stored. Memberships live on the user (ids of its lists), not in per-list sets:
+ *  one hash insert fewer per subscriber on the hot path, and identifier changes follow. */
 interface UserRecord {
+  /** Creation order; keeps listings stable and names users in the state file. */
   key: number;
   email: string | undefined;
   userId: string | undefined;
+  lists: number[];
 }
 
 interface ListRecord extends EmulatorList {
-  members: Set<UserRecord>;
+  size: number;
 }
 
 /** What the wire layer hands over per subscriber; checked by hand on the hot path (http.ts). */
@@ -83,8 +86,6 @@ export class EmulatorState {
   private readonly forgottenUserIds = new Set<string>();
   private nextListId = FIRST_LIST_ID;
   private nextUserKey = 1;
-  /** Users without email or userId index entries would be unreachable; this holds them all. */
-  private readonly allUsers = new Set<UserRecord>();
 
   constructor(readonly projectType: ProjectType) {}
 
@@ -97,7 +98,7 @@ export class EmulatorState {
       name,
       createdAt: Date.now(),
       listType: "Standard",
-      members: new Set(),
+      size: 0,
     };
     if (description !== undefined) list.description = description;
     this.listsById.set(id, list);
@@ -106,6 +107,10 @@ export class EmulatorState {
 
   deleteList(id: number): void {
     if (!this.listsById.delete(id)) throw listNotFound(id);
+    for (const u of this.allUsers()) {
+      const i = u.lists.indexOf(id);
+      if (i >= 0) u.lists.splice(i, 1);
+    }
   }
 
   hasList(id: number): boolean {
@@ -118,20 +123,22 @@ export class EmulatorState {
   }
 
   lists(): EmulatorList[] {
-    return [...this.listsById.values()].map(({ members: _, ...list }) => ({ ...list }));
+    return [...this.listsById.values()].map(({ size: _, ...list }) => ({ ...list }));
   }
 
+  /** Members in the order their users were created. */
   members(listId: number): Identity[] {
-    return [...this.list(listId).members].map(view);
+    return this.memberRecords(listId).map(view);
   }
 
   listSize(listId: number): number {
-    return this.list(listId).members.size;
+    return this.list(listId).size;
   }
 
   hasMember(listId: number, who: Identity): boolean {
+    this.list(listId);
     const user = this.findUser(who);
-    return user !== undefined && this.list(listId).members.has(user);
+    return user?.lists.includes(listId) ?? false;
   }
 
   /** The identifiers getUsers prints, one per member (NOTES.md: text/plain, one a line). */
@@ -139,7 +146,7 @@ export class EmulatorState {
     const out: string[] = [];
     const byUserId =
       this.projectType === "userId" || (this.projectType === "hybrid" && preferUserId);
-    for (const u of this.list(listId).members) {
+    for (const u of this.memberRecords(listId)) {
       const id = byUserId ? (u.userId ?? u.email) : (u.email ?? u.userId);
       if (id !== undefined) out.push(id);
     }
@@ -190,7 +197,7 @@ export class EmulatorState {
   }
 
   users(): Identity[] {
-    return [...this.allUsers].map(view);
+    return this.allUsers().map(view);
   }
 
   forgotten(): { emails: string[]; userIds: string[] } {
@@ -202,7 +209,6 @@ export class EmulatorState {
   reset(): void {
     this.byEmail.clear();
     this.byUserId.clear();
-    this.allUsers.clear();
     this.listsById.clear();
     this.forgottenEmails.clear();
     this.forgottenUserIds.clear();
@@ -216,7 +222,7 @@ export class EmulatorState {
     subscribers: readonly BulkSubscriber[],
     updateExistingUsersOnly: boolean,
   ): BulkResult {
-    const members = this.list(listId).members;
+    const list = this.list(listId);
     const result: BulkResult = {
       successCount: 0,
       failCount: 0,
@@ -234,7 +240,10 @@ export class EmulatorState {
       if (user === undefined) {
         result.failCount++;
       } else {
-        members.add(user);
+        if (!user.lists.includes(listId)) {
+          user.lists.push(listId);
+          list.size++;
+        }
         result.successCount++;
       }
     }
@@ -244,7 +253,7 @@ export class EmulatorState {
   /** Applies lists/unsubscribe: removes from this list only. Unknown users and non-members come
    *  back in notFound*, as Iterable answers (NOTES.md, Unsubscribe). */
   unsubscribe(listId: number, subscribers: readonly BulkSubscriber[]): BulkResult {
-    const members = this.list(listId).members;
+    const list = this.list(listId);
     const result: BulkResult = {
       successCount: 0,
       failCount: 0,
@@ -264,7 +273,7 @@ export class EmulatorState {
         else if (this.forgottenUserIds.has(userId)) f.forgottenUserIds.push(userId);
         else {
           const user = this.byUserId.get(userId);
-          if (user !== undefined && members.delete(user)) ok = true;
+          if (user !== undefined && leave(user, list)) ok = true;
           else f.notFoundUserIds.push(userId);
         }
       } else if (email !== undefined) {
@@ -273,7 +282,7 @@ export class EmulatorState {
         } else if (this.forgottenEmails.has(email)) f.forgottenEmails.push(email);
         else {
           const user = this.byEmail.get(email);
-          if (user !== undefined && members.delete(user)) ok = true;
+          if (user !== undefined && leave(user, list)) ok = true;
           else f.notFoundEmails.push(email);
         }
       } else {
@@ -366,14 +375,22 @@ export class EmulatorState {
   // ---- persistence ----
 
   snapshot(): StateSnapshot {
-    const users = [...this.allUsers];
+    const users = this.allUsers();
+    const members = new Map<number, number[]>();
+    for (const u of users) {
+      for (const id of u.lists) {
+        const keys = members.get(id);
+        if (keys) keys.push(u.key);
+        else members.set(id, [u.key]);
+      }
+    }
     return {
       version: 1,
       projectType: this.projectType,
       nextListId: this.nextListId,
-      lists: [...this.listsById.values()].map(({ members, ...list }) => ({
+      lists: [...this.listsById.values()].map(({ size: _, ...list }) => ({
         ...list,
-        members: [...members].map((u) => u.key),
+        members: members.get(list.id) ?? [],
       })),
       users: users.map((u) => ({ key: u.key, ...view(u) })),
       forgotten: this.forgotten(),
@@ -388,18 +405,20 @@ export class EmulatorState {
       byKey.set(u.key, user);
     }
     for (const l of snap.lists) {
-      const members = new Set<UserRecord>();
-      for (const key of l.members) {
-        const user = byKey.get(key);
-        if (user) members.add(user);
-      }
       const list: ListRecord = {
         id: l.id,
         name: l.name,
         createdAt: l.createdAt,
         listType: "Standard",
-        members,
+        size: 0,
       };
+      for (const key of l.members) {
+        const user = byKey.get(key);
+        if (user && !user.lists.includes(l.id)) {
+          user.lists.push(l.id);
+          list.size++;
+        }
+      }
       if (l.description !== undefined) list.description = l.description;
       this.listsById.set(l.id, list);
     }
@@ -417,6 +436,19 @@ export class EmulatorState {
     return list;
   }
 
+  /** Every user once, in creation order. Every user has an email or a userId, so the two
+   *  indexes together hold them all. */
+  private allUsers(): UserRecord[] {
+    const out = [...this.byUserId.values()];
+    for (const u of this.byEmail.values()) if (u.userId === undefined) out.push(u);
+    return out.sort((a, b) => a.key - b.key);
+  }
+
+  private memberRecords(listId: number): UserRecord[] {
+    this.list(listId);
+    return this.allUsers().filter((u) => u.lists.includes(listId));
+  }
+
   private findUser(who: Identity): UserRecord | undefined {
     if (who.userId !== undefined) {
       const u = this.byUserId.get(who.userId);
@@ -426,8 +458,7 @@ export class EmulatorState {
   }
 
   private createUser(email: string | undefined, userId: string | undefined): UserRecord {
-    const user: UserRecord = { key: this.nextUserKey++, email, userId };
-    this.allUsers.add(user);
+    const user: UserRecord = { key: this.nextUserKey++, email, userId, lists: [] };
     if (email !== undefined) this.byEmail.set(email, user);
     if (userId !== undefined) this.byUserId.set(userId, user);
     return user;
@@ -446,11 +477,22 @@ export class EmulatorState {
   }
 
   private deleteUser(user: UserRecord): void {
-    this.allUsers.delete(user);
     if (user.email !== undefined) this.byEmail.delete(user.email);
     if (user.userId !== undefined) this.byUserId.delete(user.userId);
-    for (const list of this.listsById.values()) list.members.delete(user);
+    for (const id of user.lists) {
+      const list = this.listsById.get(id);
+      if (list) list.size--;
+    }
+    user.lists = [];
   }
+}
+
+function leave(user: UserRecord, list: ListRecord): boolean {
+  const i = user.lists.indexOf(list.id);
+  if (i < 0) return false;
+  user.lists.splice(i, 1);
+  list.size--;
+  return true;
 }
 
 function view(u: UserRecord): Identity {
