@@ -6,6 +6,7 @@
  * stopped by the (per-process) file lock and the two would corrupt the file.
  */
 import { mkdir } from "node:fs/promises";
+import { createRequire } from "node:module";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
@@ -40,6 +41,28 @@ import {
   numberFromBigInt,
   numberFromText,
 } from "./values.js";
+
+/**
+ * @duckdb/node-api decodes VARCHARs with a default TextDecoder, which drops a leading U+FEFF:
+ * "\uFEFFabc" would read as "abc" while SQL on the same value still sees the BOM. Its decoder
+ * is a mutable CommonJS export read on every call, so it can be swapped for one that keeps
+ * the BOM. Guarded: if a later version moves it, values are read as before.
+ */
+function keepLeadingBom(): void {
+  try {
+    const accessors = createRequire(import.meta.url)(
+      "@duckdb/node-api/lib/vectors/dataAccessors.js",
+    ) as {
+      textDecoder?: unknown;
+    };
+    if (accessors.textDecoder instanceof TextDecoder) {
+      accessors.textDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
+    }
+  } catch {
+    // a different layout: nothing to fix, or nothing we can fix
+  }
+}
+keepLeadingBom();
 
 export interface DuckDbOptions {
   path: string;
