@@ -74,6 +74,8 @@ export interface RunOptions {
   fullResync?: boolean;
   signal?: AbortSignal;
   onProgress?: (p: Progress) => void;
+  /** Called once the run has its id (its sync_runs row exists), before any record is sent. */
+  onRunId?: (id: number) => void;
 }
 
 export interface RunReport {
@@ -259,6 +261,7 @@ export async function runSync(
     const runId = await nextRunId(source, name);
     report.runId = runId;
     await insertRun(source, { sync: name, runId, fullResync: report.fullResync, listId: list.id });
+    opts.onRunId?.(runId);
 
     plan = await preparePlan({
       source,
@@ -288,6 +291,7 @@ export async function runSync(
       sync.observability.retryFailedRecords,
     );
     let cancelled = false;
+    const answerWarnings = new Set<string>();
     try {
       await recordRowFailures(source, plan, projectType, writer);
       // Unsubscribes finish before subscribes start: an identity change can name the same
@@ -301,6 +305,7 @@ export async function runSync(
         listId: list.id,
         resolved,
         opts,
+        answerWarnings,
       });
       await deliver("subscribe", {
         api,
@@ -311,6 +316,7 @@ export async function runSync(
         listId: list.id,
         resolved,
         opts,
+        answerWarnings,
       });
     } catch (err) {
       if (!(err instanceof CancelledError) && !opts.signal?.aborted) throw err;
@@ -320,6 +326,7 @@ export async function runSync(
       );
     }
     await writer.flush();
+    for (const w of answerWarnings) report.notes.push(`Iterable's answer: ${w}`);
 
     progress({ phase: "commit", total: 0, done: 0, failed: 0 });
     if (sync.observability.retainSyncLogs) {
@@ -457,10 +464,13 @@ interface DeliverCtx {
   listId: number;
   resolved: ResolvedSync;
   opts: RunOptions;
+  /** what Iterable's answers said that maps onto no record (e.g. a failCount larger than the
+   *  names listed), collected for the report */
+  answerWarnings: Set<string>;
 }
 
 async function deliver(op: Operation, ctx: DeliverCtx): Promise<void> {
-  const { api, source, plan, projectType, writer, listId, resolved, opts } = ctx;
+  const { api, source, plan, projectType, writer, listId, resolved, opts, answerWarnings } = ctx;
   const total =
     op === "subscribe" ? plan.subscribe.added + plan.subscribe.changed : plan.unsubscribe;
   if (total === 0) return;
@@ -522,6 +532,7 @@ async function deliver(op: Operation, ctx: DeliverCtx): Promise<void> {
       : api.unsubscribe(listId, records(), opts.signal ? { signal: opts.signal } : {});
   try {
     for await (const result of stream) {
+      for (const w of result.warnings) if (answerWarnings.size < 20) answerWarnings.add(w);
       for (const o of result.outcomes) {
         const rec = pending.get(o.key);
         pending.delete(o.key);
