@@ -1,7 +1,9 @@
 /**
  * How many subscribers a second the emulator absorbs: N pre-built 1,000-subscriber batches posted
  * to lists/subscribe with 8 requests in flight over keep-alive connections. The emulator runs in
- * a child process so the load generator does not share its core. Prints the median of 3 rounds.
+ * a child process so the load generator does not share its core. Prints the median of 3 rounds
+ * after a warm-up round, in wall-clock time and per CPU-second of the emulator process (the
+ * latter does not move when other processes compete for the cores).
  *
  *   npx tsx bench/emulator-throughput.ts [--batches 300] [--concurrency 8] [--project-type hybrid]
  *     [--profile DIR]
@@ -33,11 +35,15 @@ if (!PROJECT_TYPES.includes(projectType))
   throw new TypeError(`unknown project type ${projectType}`);
 
 if (values.serve) {
-  // Child mode: serve until the parent closes stdin.
+  // Child mode: serve until the parent closes stdin; answer "cpu" with this process's CPU time.
   const em = await startEmulator({ port: 0, projectType, apiKey: KEY });
   process.stdout.write(`${JSON.stringify({ url: em.url })}\n`);
-  process.stdin.resume();
-  process.stdin.on("end", () => {
+  const input = createInterface({ input: process.stdin });
+  input.on("line", () => {
+    const { user, system } = process.cpuUsage();
+    process.stdout.write(`${JSON.stringify({ cpuMs: (user + system) / 1000 })}\n`);
+  });
+  input.on("close", () => {
     void em.close().then(() => process.exit(0));
   });
 } else {
@@ -47,7 +53,7 @@ if (values.serve) {
 async function main(): Promise<void> {
   const batches = Number(values.batches);
   const concurrency = Number(values.concurrency);
-  const { child, url } = await spawnEmulator();
+  const { child, url, cpuMs } = await spawnEmulator();
   const pool = new Pool(url, { connections: concurrency, pipelining: 1 });
   const headers = { "api-key": KEY, "content-type": "application/json" };
   try {
@@ -67,7 +73,9 @@ async function main(): Promise<void> {
     }
 
     const rates: number[] = [];
-    for (let round = 0; round < ROUNDS; round++) {
+    const cpuRates: number[] = [];
+    for (let round = -1; round < ROUNDS; round++) {
+      const warmUp = round < 0;
       await admin(pool, headers, "/_emulator/reset", {});
       const { listId } = (await admin(pool, headers, "/_emulator/lists", {
         name: `bench-${round}`,
@@ -77,6 +85,7 @@ async function main(): Promise<void> {
       );
       let next = 0;
       let succeeded = 0;
+      const cpuBefore = await cpuMs();
       const started = performance.now();
       const worker = async () => {
         for (let i = next++; i < bodies.length; i = next++) {
@@ -93,25 +102,36 @@ async function main(): Promise<void> {
       };
       await Promise.all(Array.from({ length: concurrency }, worker));
       const seconds = (performance.now() - started) / 1000;
+      const cpuSeconds = ((await cpuMs()) - cpuBefore) / 1000;
       if (succeeded !== batches * BATCH) {
         throw new TypeError(`expected ${batches * BATCH} successes, got ${succeeded}`);
       }
       const rate = succeeded / seconds;
-      rates.push(rate);
+      const cpuRate = succeeded / cpuSeconds;
       console.log(
-        `round ${round + 1}: ${succeeded} subscribers in ${seconds.toFixed(2)} s = ${Math.round(rate)}/s`,
+        `${warmUp ? "warm-up" : `round ${round + 1}`}: ${succeeded} subscribers in ` +
+          `${seconds.toFixed(2)} s = ${Math.round(rate)}/s; emulator CPU ${cpuSeconds.toFixed(2)} s ` +
+          `= ${Math.round(cpuRate)}/CPU-s`,
       );
+      if (!warmUp) {
+        rates.push(rate);
+        cpuRates.push(cpuRate);
+      }
     }
-    rates.sort((a, b) => a - b);
-    const median = rates[Math.floor(rates.length / 2)] ?? 0;
     console.log(
       `emulator throughput (${projectType}, ${batches} x ${BATCH} subscribers, concurrency ${concurrency}): ` +
-        `${Math.round(median)} subscribers/s (median of ${ROUNDS})`,
+        `${Math.round(median(rates))} subscribers/s, ${Math.round(median(cpuRates))} per emulator ` +
+        `CPU-second (medians of ${ROUNDS})`,
     );
   } finally {
     await pool.close();
     child.stdin?.end();
   }
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? 0;
 }
 
 async function admin(
@@ -126,7 +146,11 @@ async function admin(
   return json;
 }
 
-async function spawnEmulator(): Promise<{ child: ChildProcess; url: string }> {
+async function spawnEmulator(): Promise<{
+  child: ChildProcess;
+  url: string;
+  cpuMs: () => Promise<number>;
+}> {
   const self = fileURLToPath(import.meta.url);
   const child = spawn(
     process.execPath,
@@ -141,10 +165,18 @@ async function spawnEmulator(): Promise<{ child: ChildProcess; url: string }> {
     ],
     { stdio: ["pipe", "pipe", "inherit"] },
   );
-  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-  for await (const line of lines) {
-    const { url } = JSON.parse(line) as { url: string };
-    return { child, url };
-  }
-  throw new TypeError("the emulator child exited before printing its URL");
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream })[
+    Symbol.asyncIterator
+  ]();
+  const nextLine = async (): Promise<string> => {
+    const { value, done } = await lines.next();
+    if (done) throw new TypeError("the emulator child exited");
+    return value;
+  };
+  const { url } = JSON.parse(await nextLine()) as { url: string };
+  const cpuMs = async () => {
+    child.stdin?.write("cpu\n");
+    return (JSON.parse(await nextLine()) as { cpuMs: number }).cpuMs;
+  };
+  return { child, url, cpuMs };
 }
