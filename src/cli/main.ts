@@ -4,6 +4,7 @@
  * src/cli/ and registers itself here; commands hold output only, no logic a test would want.
  */
 import { Command } from "commander";
+import { registerCheck } from "./check.js";
 import { registerEmulator } from "./emulator.js";
 import { registerLists } from "./lists.js";
 import { runCli } from "./run.js";
@@ -18,6 +19,7 @@ program
   .option("-c, --config <file>", "config file", "./audience-sync.yaml");
 
 // Commands register here, one line each.
+registerCheck(program);
 registerEmulator(program);
 registerLists(program);
 registerSchema(program);
