@@ -1,7 +1,8 @@
 /** Opening a configured source; the one entry point the rest of audience-sync uses. */
-import { type DuckDbOptions, type OpenOptions, openDuckDb } from "./duckdb.js";
-import { type MySqlOptions, openMySql } from "./mysql.js";
-import { openPostgres, type PostgresOptions } from "./postgres.js";
+import type { SourceConfig } from "../config/index.js";
+import { type OpenOptions, openDuckDb } from "./duckdb.js";
+import { openMySql } from "./mysql.js";
+import { openPostgres } from "./postgres.js";
 import type { Source } from "./source.js";
 
 export { DIALECTS, duckdbDialect, mysqlDialect, postgresDialect } from "./dialects.js";
@@ -16,11 +17,7 @@ export {
   type SqlExecutor,
 } from "./source.js";
 
-/** Structurally the config schema's source types (src/config), so either can be passed. */
-export type SourceConfig =
-  | ({ type: "duckdb" } & DuckDbOptions)
-  | ({ type: "postgres" } & PostgresOptions)
-  | ({ type: "mysql" } & MySqlOptions);
+export type { SourceConfig };
 
 /**
  * Connects to a source and checks that it answers. DuckDB: opens (creating) the file, waiting up
