@@ -1,0 +1,177 @@
+/** Run bookkeeping in the warehouse: locks, retention of logs and snapshots, failed runs. */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { getSync, parseConfig, type ResolvedSync } from "../../src/config/index.js";
+import { type Emulator, startEmulator } from "../../src/emulator/index.js";
+import { LockedError } from "../../src/errors.js";
+import { IterableClient } from "../../src/iterable/client.js";
+import { tablePrefix } from "../../src/planner/names.js";
+import type { Source } from "../../src/sources/source.js";
+import { listRuns } from "../../src/state/store.js";
+import { type RunOptions, type RunReport, runSync } from "../../src/sync/run.js";
+import {
+  availableDialects,
+  createWarehouse,
+  type TestWarehouse,
+  writeTable,
+} from "../support/sources.js";
+
+const dialects = await availableDialects();
+const KEY = "state-test-key-0123456789";
+
+describe.each(dialects)("run bookkeeping on %s", (dialect) => {
+  let w: TestWarehouse;
+  let emulator: Emulator;
+
+  beforeAll(async () => {
+    w = await createWarehouse(dialect);
+    emulator = await startEmulator({ port: 0, projectType: "email", apiKey: KEY });
+  });
+  afterAll(async () => {
+    await emulator?.close();
+    await w?.cleanup();
+  });
+
+  function resolved(table: string, observability = "", syncName = "s"): ResolvedSync {
+    const yaml = `
+sources:
+  wh: ${JSON.stringify(w.config)}
+destinations:
+  it: { type: iterable, apiKey: ${KEY}, projectType: email, baseUrl: "${emulator.url}", batchSize: 100 }
+syncs:
+  ${syncName}:
+    source: wh
+    destination: it
+    table: ${w.dataSchema}.${table}
+    list: { create: { name: "list ${table}" } }
+    identifiers: { email: email }
+    ${observability}
+`;
+    return getSync(parseConfig(yaml, { env: {} }), syncName);
+  }
+
+  async function withSource<T>(fn: (s: Source) => Promise<T>): Promise<T> {
+    const s = await w.open();
+    try {
+      return await fn(s);
+    } finally {
+      await s.close();
+    }
+  }
+
+  async function run(r: ResolvedSync, opts: RunOptions = {}): Promise<RunReport> {
+    const source = await w.open();
+    const api = IterableClient.fromDestination(r.destination, { retry: { baseMs: 1, maxMs: 5 } });
+    try {
+      return await runSync(r, { api, source }, opts);
+    } catch (err) {
+      const report = (err as { report?: RunReport }).report;
+      if (report) return report;
+      throw err;
+    } finally {
+      await api.close();
+      await source.close();
+    }
+  }
+
+  const emails = (n: number, tag: string) =>
+    Array.from({ length: n }, (_, i) => [`${tag}${i}@example.com`]);
+
+  it("keeps the newest snapshotRetention snapshots and drops the work tables", async () => {
+    const r = resolved("r1", "observability: { snapshotRetention: 2 }", "ret");
+    for (let i = 0; i < 4; i++) {
+      await withSource((s) => writeTable(s, w.dataSchema, "r1", ["email"], emails(3 + i, "r")));
+      expect((await run(r)).status).toBe("succeeded");
+    }
+    const tables = await withSource((s) => s.listTables(s.stateSchema, tablePrefix("ret")));
+    expect(tables.map((t) => t.replace(tablePrefix("ret"), "")).sort()).toEqual([
+      "snap_3",
+      "snap_4",
+    ]);
+  });
+
+  it("deletes sync logs older than syncLogRetentionDays, and writes none with retainSyncLogs false", async () => {
+    const r = resolved("r2", "observability: { syncLogRetentionDays: 1 }", "logs");
+    await withSource((s) => writeTable(s, w.dataSchema, "r2", ["email"], emails(2, "l")));
+    await run(r);
+    const count = (s: Source) =>
+      s
+        .query(
+          `select count(*) as n from ${s.dialect.table(s.stateSchema, "sync_logs")} where sync_name = 'logs'`,
+        )
+        .then((x) => Number(x[0]?.n));
+    expect(await withSource(count)).toBe(2);
+    // age the existing rows by two days, then run again
+    await withSource(async (s) => {
+      const d = s.dialect;
+      const aged =
+        d.name === "mysql"
+          ? "utc_timestamp(3) - interval 2 day"
+          : d.name === "postgres"
+            ? "now() - interval '2 days'"
+            : "current_timestamp - interval 2 day";
+      await s.exec(
+        `update ${d.table(s.stateSchema, "sync_logs")} set logged_at = ${aged} where sync_name = 'logs'`,
+      );
+    });
+    await withSource((s) => writeTable(s, w.dataSchema, "r2", ["email"], emails(3, "l")));
+    await run(r);
+    expect(await withSource(count)).toBe(1); // only the new subscribe of this run
+
+    const off = resolved("r2b", "observability: { retainSyncLogs: false }", "nologs");
+    await withSource((s) =>
+      writeTable(s, w.dataSchema, "r2b", ["email"], [...emails(2, "n"), ["bad"]]),
+    );
+    const report = await run(off);
+    expect(report.status).toBe("completed_with_failures");
+    const n = await withSource((s) =>
+      s
+        .query(
+          `select count(*) as n from ${s.dialect.table(s.stateSchema, "sync_logs")} where sync_name = 'nologs'`,
+        )
+        .then((x) => Number(x[0]?.n)),
+    );
+    expect(n).toBe(0);
+    const runs = await withSource((s) => listRuns(s, "nologs"));
+    expect(runs[0]?.failuresByCode).toEqual({ invalid_email: 1 });
+  });
+
+  it("refuses a second run of the same sync while one is running", async () => {
+    const slow = await startEmulator({ port: 0, projectType: "email", apiKey: KEY, latencyMs: 30 });
+    try {
+      const base = resolved("r3", "", "lock");
+      const r: ResolvedSync = { ...base, destination: { ...base.destination, baseUrl: slow.url } };
+      await withSource((s) => writeTable(s, w.dataSchema, "r3", ["email"], emails(500, "k")));
+      let second: Promise<unknown> | null = null;
+      const first = run(r, {
+        onProgress: (p) => {
+          if (p.phase === "subscribe" && !second) second = run(r).catch((e: unknown) => e);
+        },
+      });
+      const a = await first;
+      expect(second).not.toBeNull();
+      const b = await (second as unknown as Promise<unknown>);
+      expect(a.status).toBe("succeeded");
+      expect(b).toBeInstanceOf(LockedError);
+      expect((b as Error).message).toMatch(/sync "lock" is already running/);
+      // a refused run leaves no trace in the run history
+      expect((await withSource((s) => listRuns(s, "lock"))).map((x) => x.status)).toEqual([
+        "succeeded",
+      ]);
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it("a model that fails makes a failed run with the reason, and the next good run succeeds", async () => {
+    await withSource((s) => writeTable(s, w.dataSchema, "r4", ["email"], emails(2, "m")));
+    const good = resolved("r4", "", "model");
+    const bad: ResolvedSync = {
+      ...good,
+      sync: { ...good.sync, table: undefined, model: "select email from no_such_table_xyz" },
+    };
+    const failed = await run(bad);
+    expect(failed.status).toBe("failed");
+    expect(failed.error?.message).toMatch(/sync "model": the model does not run/);
+    expect((await run(good)).status).toBe("succeeded");
+  });
+});
