@@ -5,6 +5,7 @@
  */
 import { Command } from "commander";
 import { registerCheck } from "./check.js";
+import { registerDemo } from "./demo.js";
 import { registerEmulator } from "./emulator.js";
 import { registerLists } from "./lists.js";
 import { runCli } from "./run.js";
@@ -20,6 +21,7 @@ program
 
 // Commands register here, one line each.
 registerCheck(program);
+registerDemo(program);
 registerEmulator(program);
 registerLists(program);
 registerSchema(program);
