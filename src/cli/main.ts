@@ -10,6 +10,7 @@ import { registerEmulator } from "./emulator.js";
 import { registerLists } from "./lists.js";
 import { runCli } from "./run.js";
 import { registerSchema } from "./schema.js";
+import { registerServe } from "./serve.js";
 import { registerSync } from "./sync.js";
 
 const program = new Command();
@@ -25,6 +26,7 @@ registerDemo(program);
 registerEmulator(program);
 registerLists(program);
 registerSchema(program);
+registerServe(program);
 registerSync(program);
 
 await runCli(program, process.argv);
