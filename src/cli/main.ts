@@ -7,6 +7,7 @@ import { Command } from "commander";
 import { registerCheck } from "./check.js";
 import { registerDemo } from "./demo.js";
 import { registerEmulator } from "./emulator.js";
+import { registerInit } from "./init.js";
 import { registerLists } from "./lists.js";
 import { runCli } from "./run.js";
 import { registerSchema } from "./schema.js";
@@ -23,6 +24,7 @@ program
 // Commands register here, one line each.
 registerCheck(program);
 registerDemo(program);
+registerInit(program);
 registerEmulator(program);
 registerLists(program);
 registerSchema(program);
