@@ -16,7 +16,7 @@ export interface LoggerOptions {
   destination?: DestinationStream;
 }
 
-const SECRET_KEYS = ["apiKey", "token", "authorization", "password", "url"];
+const SECRET_KEYS = ["apiKey", "token", "authorization", "password"];
 
 export function createLogger(opts: LoggerOptions = {}): Logger {
   const options = {
