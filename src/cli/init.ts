@@ -780,10 +780,20 @@ export function registerInit(program: Command): void {
     .option("--snapshot-retention <n>", "snapshot tables kept per sync (default 2)")
     .option("--no-retry-failed-records", "do not retry failed records until their row changes")
     .action(async (flags: InitFlags) => {
-      process.exitCode = await runInit({
-        file: program.opts<{ config: string }>().config,
-        flags,
-        env: process.env,
-      });
+      try {
+        process.exitCode = await runInit({
+          file: program.opts<{ config: string }>().config,
+          flags,
+          env: process.env,
+        });
+      } catch (err) {
+        // Ctrl-C at a question: inquirer's ExitPromptError; nothing has been written yet.
+        if (err instanceof Error && err.name === "ExitPromptError") {
+          process.stderr.write("\ninit cancelled; nothing written\n");
+          process.exitCode = EXIT.failed;
+          return;
+        }
+        throw err;
+      }
     });
 }

@@ -5,13 +5,10 @@
  * list is resolved as a dry run, the state schema only gets its (idempotent) tables.
  */
 import { existsSync } from "node:fs";
-import { Cron } from "croner";
 import {
   type Config,
-  CRON_OPTIONS,
   type DestinationConfig,
   getSync,
-  parseDuration,
   type ResolvedSync,
   type Schedule,
   type SourceConfig,
@@ -20,6 +17,7 @@ import { AuthError, ConfigError, FatalError, RetryableError, redact } from "../e
 import { IterableClient } from "../iterable/client.js";
 import type { ListDetails } from "../iterable/wire.js";
 import { resolveColumns } from "../planner/planner.js";
+import { nextRun } from "../scheduler/next.js";
 import { openSource } from "../sources/index.js";
 import { modelSql, type Source } from "../sources/source.js";
 import { ensureState } from "../state/store.js";
@@ -423,35 +421,8 @@ export function describeSchedule(schedule: Schedule): string {
   }
 }
 
-const DAY_MS = 86_400_000;
-
-/**
- * The first scheduled time strictly after `now`, or null for manual schedules.
- * basic: runs at `at` (UTC; midnight when absent) every day and every `every` after it, the
- * count starting again at `at` the next day, so "every 5h at 06:30" never drifts across days.
- */
+/** The first scheduled time strictly after `now`, or null for manual schedules: the
+ *  scheduler's own rule, so what check prints is when serve runs it. */
 export function nextRunAt(schedule: Schedule, now: Date): Date | null {
-  switch (schedule.type) {
-    case "manual":
-      return null;
-    case "cron": {
-      const job = new Cron(schedule.expression, { ...CRON_OPTIONS, paused: true });
-      try {
-        return job.nextRun(now);
-      } finally {
-        job.stop();
-      }
-    }
-    case "basic": {
-      const every = parseDuration(schedule.every);
-      const [h, m] = (schedule.at ?? "00:00").split(":").map(Number);
-      const t = now.getTime();
-      const midnight = Math.floor(t / DAY_MS) * DAY_MS;
-      let anchor = midnight + ((h ?? 0) * 60 + (m ?? 0)) * 60_000;
-      if (anchor > t) anchor -= DAY_MS;
-      const k = Math.floor((t - anchor) / every) + 1;
-      const next = anchor + k * every;
-      return new Date(Math.min(next, anchor + DAY_MS));
-    }
-  }
+  return nextRun(schedule, now);
 }
