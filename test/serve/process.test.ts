@@ -3,7 +3,7 @@
  * processes on one warehouse. The emulator runs in the test process.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { rm } from "node:fs/promises";
+import { rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -122,6 +122,28 @@ describe("serve process", () => {
     });
     expect(await exited).toBe(2);
     expect(stderr()).toMatch(/AUDIENCE_SYNC_TOKEN/);
+  });
+
+  it("SIGHUP reloads the config; a bad one is refused and the old one keeps serving", async () => {
+    const source = { type: "duckdb", path: path.join(dir, "hup.duckdb"), stateSchema: "state" };
+    const yaml = configYaml({ source, emulator, syncs: { s: { table: "main.t" } } });
+    const config = await writeConfig(dir, yaml);
+    const served = await serve(config);
+    try {
+      await writeFile(config, "sources: {\n");
+      served.proc.kill("SIGHUP");
+      await until(() => served.logs.some((l) => String(l.msg).startsWith("config reload refused")));
+      const still = await api<{ syncs: { name: string }[] }>(served.url, "GET", "/api/syncs");
+      expect(still.json.syncs.map((x) => x.name)).toEqual(["s"]);
+
+      await writeFile(config, configYaml({ source, emulator, syncs: { t: { table: "main.t" } } }));
+      served.proc.kill("SIGHUP");
+      await until(() => served.logs.some((l) => l.msg === "config reloaded"));
+      const now = await api<{ syncs: { name: string }[] }>(served.url, "GET", "/api/syncs");
+      expect(now.json.syncs.map((x) => x.name)).toEqual(["t"]);
+    } finally {
+      expect(await terminate(served)).toBe(0);
+    }
   });
 
   it("SIGTERM during a run stops cleanly, the warehouse stays consistent, the next run completes the list", async () => {
