@@ -281,7 +281,6 @@ export class Scheduler {
     };
     this.running.set(name, entry);
     const log = this.opts.log;
-    log.info({ sync: name, reason }, "run started");
     entry.done = (async (): Promise<RunEnd> => {
       try {
         const report = await this.opts.runner({
@@ -291,6 +290,8 @@ export class Scheduler {
           signal: controller.signal,
           onRunId: (id) => {
             entry.runId = id;
+            // Logged here, not at launch: a run refused by the lock elsewhere never started.
+            log.info({ sync: name, reason, runId: id }, "run started");
             idResolve(id);
           },
         });
