@@ -57,6 +57,7 @@ export function renderDemoEnd(r: DemoResult, kept: boolean): string {
   lines.push(
     "",
     "== where to look next ==",
+    "  (audience-sync not on your PATH? from the repository run `node dist/cli/main.js` instead, or `npm install -g .` once)",
     `  the config           ${cfg}`,
     kept
       ? `  the emulator keeps running at ${r.emulatorUrl} until Ctrl-C; in another terminal:`
