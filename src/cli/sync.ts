@@ -1,12 +1,12 @@
 /** `sync`, `plan`, `runs`, `failures`: run syncs and read their history back from the warehouse. */
 import type { Command } from "commander";
 import { type Config, getSync, loadConfig } from "../config/index.js";
-import { AudienceSyncError, ConfigError, FAILURE_CODES } from "../errors.js";
+import { ConfigError, FAILURE_CODES } from "../errors.js";
 import { openSource } from "../sources/index.js";
 import { ensureState, listFailures, listRuns } from "../state/store.js";
 import { withSync } from "../sync/context.js";
 import { dryRun } from "../sync/dry-run.js";
-import { type RunReport, runSync } from "../sync/run.js";
+import { failedReport, type RunReport, runSync } from "../sync/run.js";
 import { duration, renderPlanReport, renderRunReport } from "./format.js";
 import { progressReporter } from "./progress.js";
 import { EXIT } from "./run.js";
@@ -48,34 +48,9 @@ export async function runOne(
     const report = (err as { report?: RunReport }).report;
     if (report) return report;
     if (err instanceof ConfigError) throw err;
-    const message = err instanceof Error ? err.message : String(err);
-    const now = new Date().toISOString();
-    return {
-      sync: name,
-      runId: null,
-      status: "failed",
-      list: null,
-      firstRun: false,
-      fullResync: opts.fullResync === true,
-      startedAt: now,
-      finishedAt: now,
-      durationMs: 0,
-      rowsRead: 0,
-      invalidRows: 0,
-      duplicateRows: 0,
-      members: 0,
-      planned: { subscribe: 0, unsubscribe: 0, skippedUnsubscribe: 0, unchanged: 0 },
-      succeeded: { subscribe: 0, unsubscribe: 0 },
-      failed: { subscribe: 0, unsubscribe: 0 },
-      warnings: 0,
-      failuresByCode: {},
-      sampleFailures: [],
-      notes: [],
-      error: {
-        code: err instanceof AudienceSyncError && "code" in err ? String(err.code) : "run_failed",
-        message,
-      },
-    };
+    return failedReport(name, opts.fullResync === true, err, [
+      config.destinations[config.syncs[name]?.destination ?? ""]?.apiKey ?? "",
+    ]);
   } finally {
     bar.stop();
   }

@@ -7,7 +7,7 @@
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { type Config, getSync, loadConfig, type Schedule } from "../config/index.js";
-import { AudienceSyncError, LockedError, redact } from "../errors.js";
+import { LockedError, redact } from "../errors.js";
 import type { ClientExtras } from "../iterable/client.js";
 import { openSource } from "../sources/index.js";
 import type { Source } from "../sources/source.js";
@@ -19,7 +19,7 @@ import {
   type RunRow,
 } from "../state/store.js";
 import { withSync } from "../sync/context.js";
-import { type RunReport, runSync } from "../sync/run.js";
+import { failedReport, type RunReport, runSync } from "../sync/run.js";
 import { type ApiBackend, createApiServer, type SyncView } from "./http.js";
 import type { Logger } from "./log.js";
 import { ServiceMetrics } from "./metrics.js";
@@ -86,42 +86,6 @@ function secretsOf(config: Config): string[] {
 
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-/** The report of a run that failed before runSync could make one (source down, bad config). */
-function failedReport(
-  name: string,
-  fullResync: boolean,
-  err: unknown,
-  secrets: string[],
-): RunReport {
-  const now = new Date().toISOString();
-  return {
-    sync: name,
-    runId: null,
-    status: "failed",
-    list: null,
-    firstRun: false,
-    fullResync,
-    startedAt: now,
-    finishedAt: now,
-    durationMs: 0,
-    rowsRead: 0,
-    invalidRows: 0,
-    duplicateRows: 0,
-    members: 0,
-    planned: { subscribe: 0, unsubscribe: 0, skippedUnsubscribe: 0, unchanged: 0 },
-    succeeded: { subscribe: 0, unsubscribe: 0 },
-    failed: { subscribe: 0, unsubscribe: 0 },
-    warnings: 0,
-    failuresByCode: {},
-    sampleFailures: [],
-    notes: [],
-    error: {
-      code: err instanceof AudienceSyncError && "code" in err ? String(err.code) : "run_failed",
-      message: redact(errorText(err), ...secrets),
-    },
-  };
 }
 
 export async function startService(opts: ServiceOptions): Promise<Service> {

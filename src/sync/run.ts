@@ -114,6 +114,55 @@ export interface RunReport {
   error: { code: string; message: string } | null;
 }
 
+/** A report with nothing done yet, status `failed` until the run says otherwise. */
+export function blankReport(sync: string, fullResync: boolean, started = new Date()): RunReport {
+  return {
+    sync,
+    runId: null,
+    status: "failed",
+    list: null,
+    firstRun: false,
+    fullResync,
+    startedAt: started.toISOString(),
+    finishedAt: started.toISOString(),
+    durationMs: 0,
+    rowsRead: 0,
+    invalidRows: 0,
+    duplicateRows: 0,
+    members: 0,
+    planned: { subscribe: 0, unsubscribe: 0, skippedUnsubscribe: 0, unchanged: 0 },
+    succeeded: { subscribe: 0, unsubscribe: 0 },
+    failed: { subscribe: 0, unsubscribe: 0 },
+    warnings: 0,
+    failuresByCode: {},
+    sampleFailures: [],
+    notes: [],
+    error: null,
+  };
+}
+
+/** The code of an error for reports: its failure code when it has one. */
+export function errorCode(err: unknown): string {
+  return err instanceof AudienceSyncError && "code" in err
+    ? String((err as { code: unknown }).code)
+    : "run_failed";
+}
+
+/** The report of a run that failed before runSync could make one (source down, lock held). */
+export function failedReport(
+  sync: string,
+  fullResync: boolean,
+  err: unknown,
+  secrets: string[] = [],
+): RunReport {
+  const report = blankReport(sync, fullResync);
+  report.error = {
+    code: errorCode(err),
+    message: redact(err instanceof Error ? err.message : String(err), ...secrets),
+  };
+  return report;
+}
+
 /** Identifies what the snapshot was made against: a change of list, identifiers or project
  *  makes the next run a first run for the new list. */
 export function configFingerprint(resolved: ResolvedSync, listId: number): string {
@@ -212,29 +261,7 @@ export async function runSync(
   const { sync, destination, name } = resolved;
   const started = new Date();
   const projectType: ProjectType = destination.projectType;
-  const report: RunReport = {
-    sync: name,
-    runId: null,
-    status: "failed",
-    list: null,
-    firstRun: false,
-    fullResync: opts.fullResync === true,
-    startedAt: started.toISOString(),
-    finishedAt: started.toISOString(),
-    durationMs: 0,
-    rowsRead: 0,
-    invalidRows: 0,
-    duplicateRows: 0,
-    members: 0,
-    planned: { subscribe: 0, unsubscribe: 0, skippedUnsubscribe: 0, unchanged: 0 },
-    succeeded: { subscribe: 0, unsubscribe: 0 },
-    failed: { subscribe: 0, unsubscribe: 0 },
-    warnings: 0,
-    failuresByCode: {},
-    sampleFailures: [],
-    notes: [],
-    error: null,
-  };
+  const report = blankReport(name, opts.fullResync === true, started);
   const progress = (p: Progress) => opts.onProgress?.(p);
   const finish = (status: RunReport["status"]) => {
     const end = new Date();
