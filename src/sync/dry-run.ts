@@ -125,6 +125,7 @@ export async function dryRun(
     }
     // Emails are judged in TypeScript (Iterable's validator), so only new or changed rows need it.
     let subscribable = 0;
+    const validByKind = { added: 0, changed: 0 };
     const subSamples: SampleRecord[] = [];
     for await (const batch of planRecords(source, plan, "subscribe")) {
       for (const rec of batch) {
@@ -134,6 +135,8 @@ export async function dryRun(
           continue;
         }
         subscribable++;
+        if (rec.kind === "changed") validByKind.changed++;
+        else validByKind.added++;
         if (subSamples.length < SAMPLE_SIZE)
           subSamples.push({ email: rec.email, userId: rec.userId });
       }
@@ -164,8 +167,8 @@ export async function dryRun(
       invalidByCode,
       duplicateRows: plan.duplicateRows,
       toSubscribe: subscribable,
-      toSubscribeAdded: plan.subscribe.added,
-      toSubscribeChanged: plan.subscribe.changed,
+      toSubscribeAdded: validByKind.added,
+      toSubscribeChanged: validByKind.changed,
       toUnsubscribe: plan.unsubscribe,
       skippedUnsubscribe: plan.skippedUnsubscribe,
       unchanged: plan.unchanged,

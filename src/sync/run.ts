@@ -319,6 +319,7 @@ export async function runSync(
     );
     let cancelled = false;
     const answerWarnings = new Set<string>();
+    const refused = { count: 0 };
     try {
       await recordRowFailures(source, plan, projectType, writer);
       // Unsubscribes finish before subscribes start: an identity change can name the same
@@ -333,6 +334,7 @@ export async function runSync(
         resolved,
         opts,
         answerWarnings,
+        refused,
       });
       await deliver("subscribe", {
         api,
@@ -344,6 +346,7 @@ export async function runSync(
         resolved,
         opts,
         answerWarnings,
+        refused,
       });
     } catch (err) {
       if (!(err instanceof CancelledError) && !opts.signal?.aborted) throw err;
@@ -354,6 +357,7 @@ export async function runSync(
     }
     await writer.flush();
     for (const w of answerWarnings) report.notes.push(`Iterable's answer: ${w}`);
+    report.invalidRows = plan.invalidRows + refused.count;
 
     progress({ phase: "commit", total: 0, done: 0, failed: 0 });
     if (sync.observability.retainSyncLogs) {
@@ -421,7 +425,7 @@ function runCounts(report: RunReport, listId: number | null, plan: Plan): RunCou
   return {
     listId,
     rowsRead: plan.rowsRead,
-    invalidRows: plan.invalidRows,
+    invalidRows: report.invalidRows,
     plannedSubscribe: report.planned.subscribe,
     plannedUnsubscribe: report.planned.unsubscribe,
     succeededSubscribe: report.succeeded.subscribe,
@@ -494,10 +498,23 @@ interface DeliverCtx {
   /** what Iterable's answers said that maps onto no record (e.g. a failCount larger than the
    *  names listed), collected for the report */
   answerWarnings: Set<string>;
+  /** subscribe rows refused by validation in TypeScript (emails are judged outside SQL) */
+  refused: { count: number };
 }
 
 async function deliver(op: Operation, ctx: DeliverCtx): Promise<void> {
-  const { api, source, plan, projectType, writer, listId, resolved, opts, answerWarnings } = ctx;
+  const {
+    api,
+    source,
+    plan,
+    projectType,
+    writer,
+    listId,
+    resolved,
+    opts,
+    answerWarnings,
+    refused,
+  } = ctx;
   const total =
     op === "subscribe" ? plan.subscribe.added + plan.subscribe.changed : plan.unsubscribe;
   if (total === 0) return;
@@ -545,7 +562,10 @@ async function deliver(op: Operation, ctx: DeliverCtx): Promise<void> {
         code,
         message,
       });
-      if (op === "subscribe") failed++;
+      if (op === "subscribe") {
+        failed++;
+        refused.count++;
+      }
       done++;
     }
   };

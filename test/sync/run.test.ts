@@ -145,7 +145,7 @@ describe.each(dialects)("sync runs on %s", (dialect) => {
       if (i === 0) {
         expect(report.status).toBe("completed_with_failures");
         expect(report.failuresByCode.invalid_email).toBe(1);
-        expect(report.invalidRows).toBe(1);
+        expect(report.invalidRows).toBe(2); // the empty email (no identity) and the invalid one
         expect(report.firstRun).toBe(true);
       } else {
         expect(report.status).toBe("succeeded");
