@@ -20,6 +20,7 @@ import {
   type Plan,
   preparePlan,
 } from "../src/planner/planner.js";
+import { workTable } from "../src/planner/sql.js";
 import type { Source } from "../src/sources/source.js";
 import { ensureState } from "../src/state/store.js";
 import { maxRss, sampleRss } from "./lib/rss.js";
@@ -92,7 +93,7 @@ async function main(source: Source): Promise<void> {
     await createOutcomesTable(source, p);
     await source.exec(
       `insert into ${d.table(schema, p.tables.outcomes)} (identity, op, email, user_id, status, confirmed) ` +
-        `select identity, op, email, user_id, 'succeeded', 1 from ${d.table(schema, p.tables.plan)} where send = 1`,
+        `select identity, op, email, user_id, 'succeeded', 1 from ${workTable(d, schema, p.tables.plan)} where send = 1`,
     );
     await buildSnapshot(source, p);
     await dropWorkTables(source, p);

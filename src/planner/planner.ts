@@ -19,6 +19,8 @@ import {
   invalidRowsSql,
   type PlanTables,
   planRecordsSql,
+  workSetupSql,
+  workTable,
 } from "./sql.js";
 
 export interface PlanInput {
@@ -127,6 +129,7 @@ export async function preparePlan(input: PlanInput): Promise<Plan> {
     await run(
       source,
       [
+        ...workSetupSql(d, schema),
         ...buildRowsSql(d, schema, tables, {
           modelSql: input.modelSql,
           projectType: input.projectType,
@@ -151,9 +154,11 @@ export async function preparePlan(input: PlanInput): Promise<Plan> {
   const [r] = await source.query(counts.rows);
   const planRows = await source.query(counts.plan);
   const prevCount = counts.previous ? n((await source.query(counts.previous))[0]?.n) : 0;
-  const dupRows = await source.query(
-    `select count(*) as n from (${duplicateRowsSql(d, schema, tables)}) x`,
-  );
+  // Only a member merged from several rows can have lost a conflict: skip the join otherwise.
+  const dupRows =
+    n(r?.multi_count) === 0
+      ? [{ n: 0 }]
+      : await source.query(`select count(*) as n from (${duplicateRowsSql(d, schema, tables)}) x`);
   let added = 0;
   let changed = 0;
   let unsub = 0;
@@ -275,12 +280,11 @@ export async function buildSnapshot(
 /** Drops the run-scoped work tables (everything but the snapshot). */
 export async function dropWorkTables(source: Source, plan: Plan): Promise<void> {
   const d = source.dialect;
-  for (const table of [
-    plan.tables.rows,
-    plan.tables.members,
-    plan.tables.plan,
-    plan.tables.outcomes,
-  ]) {
-    await source.exec(d.dropTable(d.table(source.stateSchema, table)));
+  const schema = source.stateSchema;
+  // the work catalog is gone if the instance was closed since (a new process, a reopened file)
+  for (const sql of workSetupSql(d, schema)) await source.exec(sql);
+  for (const table of [plan.tables.rows, plan.tables.members, plan.tables.plan]) {
+    await source.exec(d.dropTable(workTable(d, schema, table)));
   }
+  await source.exec(d.dropTable(d.table(schema, plan.tables.outcomes)));
 }

@@ -9,6 +9,12 @@
  *            by a subscribe of the same person in this run
  *   outcomes one row per record sent or failed, written by the run from Iterable's answers
  *   snap     the new snapshot, built from the previous one, the plan and the confirmed outcomes
+ *
+ * On DuckDB the run-scoped work tables (rows, members, plan) live in an in-memory catalog attached
+ * to the instance (`workTable`), not in the database file: they are rebuilt by every run and never
+ * outlive it, and writing them to the file (compression, checkpoint) cost several times the diff
+ * itself. DuckDB spills them to its temp directory past `memory_limit`; every connection of the
+ * instance (streams included) sees them. Outcomes and snapshots stay in the state schema.
  */
 import type { ProjectType } from "../iterable/wire.js";
 import type { Dialect } from "../sources/source.js";
@@ -38,6 +44,26 @@ export interface RowsSpec {
 }
 
 // ---------------------------------------------------------------- dialect details the planner needs
+
+/** DuckDB catalog of the run-scoped work tables (see the file header). */
+export const DUCKDB_WORK_CATALOG = "audience_sync_work";
+
+/** Statements that make the work tables' home exist (DuckDB: attach the in-memory catalog). */
+export function workSetupSql(d: Dialect, schema: string): string[] {
+  if (d.name !== "duckdb") return [];
+  const catalog = d.quoteIdent(DUCKDB_WORK_CATALOG);
+  return [
+    `ATTACH IF NOT EXISTS ':memory:' AS ${catalog}`,
+    `CREATE SCHEMA IF NOT EXISTS ${catalog}.${d.quoteIdent(schema)}`,
+  ];
+}
+
+/** Qualified name of a run-scoped work table (rows, members, plan). */
+export function workTable(d: Dialect, schema: string, name: string): string {
+  return d.name === "duckdb"
+    ? `${d.quoteIdent(DUCKDB_WORK_CATALOG)}.${d.table(schema, name)}`
+    : d.table(schema, name);
+}
 
 export function concat(d: Dialect, ...parts: string[]): string {
   return d.name === "mysql" ? `concat(${parts.join(", ")})` : `(${parts.join(" || ")})`;
@@ -102,17 +128,28 @@ export function identitySql(d: Dialect, projectType: ProjectType, e: string, u: 
   }
 }
 
+/**
+ * `d.trimLower(x)`, with a fast path on DuckDB: its trim() over the 25-character JS whitespace
+ * set costs several times the rest of the rows statement. A value that starts and ends with a
+ * printable, non-space ASCII character has nothing to trim (every character of the set is a
+ * control character, a space or non-ASCII), so it only needs the same lower().
+ */
+export function trimLowerFast(d: Dialect, x: string): string {
+  if (d.name !== "duckdb") return d.trimLower(x);
+  return `case when ascii(${x}) between 33 and 126 and ascii(right(${x}, 1)) between 33 and 126 then lower(${x}) else ${d.trimLower(x)} end`;
+}
+
 // ---------------------------------------------------------------- statements of one plan
 
 /** Materialises the model with normalised identifiers and identity. */
 export function buildRowsSql(d: Dialect, schema: string, t: PlanTables, spec: RowsSpec): string[] {
   const q = (c: string) => `m.${d.quoteIdent(c)}`;
   const emailExpr = spec.emailColumn
-    ? `nullif(${d.trimLower(d.castText(q(spec.emailColumn)))}, '')`
+    ? `nullif(${trimLowerFast(d, d.castText(q(spec.emailColumn)))}, '')`
     : "null";
   const userExpr = spec.userIdColumn ? d.castText(q(spec.userIdColumn)) : "null";
   const cut = (x: string) => (d.name === "mysql" ? `left(${x}, ${STORED_CHARS})` : x);
-  const rows = d.table(schema, t.rows);
+  const rows = workTable(d, schema, t.rows);
   return [
     d.dropTable(rows),
     createTable(d, rows, [
@@ -122,7 +159,7 @@ export function buildRowsSql(d: Dialect, schema: string, t: PlanTables, spec: Ro
     ]),
     `insert into ${rows} (identity, email, user_id) ` +
       `select ${identitySql(d, spec.projectType, "n.e", "n.u")}, ${cut("n.e")}, ${cut("n.u")} ` +
-      `from (select ${emailExpr} as e, ${userExpr} as u from (${spec.modelSql}) m) n`,
+      `from (select ${emailExpr} as e, ${userExpr} as u from (\n${spec.modelSql}\n) m) n`,
   ];
 }
 
@@ -138,12 +175,16 @@ export function buildMembersSql(
   t: PlanTables,
   projectType: ProjectType,
 ): string[] {
-  const rows = d.table(schema, t.rows);
-  const members = d.table(schema, t.members);
-  const mergedByEmail =
+  const rows = workTable(d, schema, t.rows);
+  const members = workTable(d, schema, t.members);
+  const group = (where: string) =>
+    `select r.identity, min(r.email), min(r.user_id), count(*) from ${rows} r where ${where} group by r.identity`;
+  // Hybrid: userId members, then email-only members whose email no userId row carries. Two
+  // groupings over disjoint identities are cheaper than one with a correlated test on every row.
+  const select =
     projectType === "hybrid"
-      ? ` and not (r.identity like 'e:%' and exists (select 1 from ${rows} r2 where r2.identity like 'u:%' and r2.email = r.email))`
-      : "";
+      ? `${group("r.identity like 'u:%'")} union all ${group(`r.identity like 'e:%' and not exists (select 1 from ${rows} r2 where r2.identity like 'u:%' and r2.email = r.email)`)}`
+      : group("r.identity is not null");
   return [
     d.dropTable(members),
     createTable(d, members, [
@@ -152,17 +193,15 @@ export function buildMembersSql(
       ["user_id", keyType(d)],
       ["row_count", intType(d)],
     ]),
-    `insert into ${members} (identity, email, user_id, row_count) ` +
-      `select r.identity, min(r.email), min(r.user_id), count(*) from ${rows} r ` +
-      `where r.identity is not null${mergedByEmail} group by r.identity`,
+    `insert into ${members} (identity, email, user_id, row_count) ${select}`,
     ...identityIndex(d, schema, t.members),
   ];
 }
 
 /** The plan: subscribes for added and changed members, unsubscribes for removed ones. */
 export function buildPlanSql(d: Dialect, schema: string, t: PlanTables): string[] {
-  const members = d.table(schema, t.members);
-  const plan = d.table(schema, t.plan);
+  const members = workTable(d, schema, t.members);
+  const plan = workTable(d, schema, t.plan);
   const stmts = [
     d.dropTable(plan),
     createTable(d, plan, [
@@ -204,14 +243,15 @@ export function countsSql(
   schema: string,
   t: PlanTables,
 ): { rows: string; plan: string; previous: string | null } {
-  const rows = d.table(schema, t.rows);
-  const members = d.table(schema, t.members);
-  const plan = d.table(schema, t.plan);
+  const rows = workTable(d, schema, t.rows);
+  const members = workTable(d, schema, t.members);
+  const plan = workTable(d, schema, t.plan);
   return {
     rows:
       `select (select count(*) from ${rows}) as row_count, ` +
       `(select count(*) from ${rows} where identity is null) as invalid_count, ` +
-      `(select count(*) from ${members}) as member_count`,
+      `(select count(*) from ${members}) as member_count, ` +
+      `(select count(*) from ${members} where row_count > 1) as multi_count`,
     plan: `select op, kind, send, count(*) as n from ${plan} group by op, kind, send`,
     previous: t.previous ? `select count(*) as n from ${d.table(schema, t.previous)}` : null,
   };
@@ -219,16 +259,16 @@ export function countsSql(
 
 /** Rows without a usable identity, for validation messages and the report. */
 export function invalidRowsSql(d: Dialect, schema: string, t: PlanTables): string {
-  return `select email, user_id from ${d.table(schema, t.rows)} where identity is null`;
+  return `select email, user_id from ${workTable(d, schema, t.rows)} where identity is null`;
 }
 
 /** Rows that lost a duplicate conflict (another row of the same identity carries other values). */
 export function duplicateRowsSql(d: Dialect, schema: string, t: PlanTables): string {
-  const rows = d.table(schema, t.rows);
-  const members = d.table(schema, t.members);
+  const rows = workTable(d, schema, t.rows);
+  const members = workTable(d, schema, t.members);
   return (
     `select r.identity, r.email, r.user_id, m.email as kept_email, m.user_id as kept_user_id from ${rows} r join ${members} m on m.identity = r.identity ` +
-    `where (r.email is not null and m.email <> r.email) or (r.user_id is not null and m.user_id <> r.user_id)`
+    `where m.row_count > 1 and ((r.email is not null and m.email <> r.email) or (r.user_id is not null and m.user_id <> r.user_id))`
   );
 }
 
@@ -240,7 +280,7 @@ export function planRecordsSql(
   op: "subscribe" | "unsubscribe",
 ): string {
   return (
-    `select identity, kind, email, user_id from ${d.table(schema, t.plan)} ` +
+    `select identity, kind, email, user_id from ${workTable(d, schema, t.plan)} ` +
     `where op = '${op}' and send = 1 order by identity`
   );
 }
@@ -285,8 +325,8 @@ export const OUTCOME_COLUMNS = [
  * A run that stops before this statement leaves the previous snapshot as the baseline.
  */
 export function buildSnapshotSql(d: Dialect, schema: string, t: PlanTables): string[] {
-  const members = d.table(schema, t.members);
-  const plan = d.table(schema, t.plan);
+  const members = workTable(d, schema, t.members);
+  const plan = workTable(d, schema, t.plan);
   const outcomes = d.table(schema, t.outcomes);
   const snap = d.table(schema, t.snap);
   const confirmed = (alias: string, op: string) =>
