@@ -14,6 +14,7 @@ import type { Source } from "../sources/source.js";
 import {
   ensureState,
   type FailureRow,
+  getRun,
   listFailures,
   listRuns,
   type RunRow,
@@ -199,15 +200,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
     },
     runs: (name, limit) => withStateOf(current.config, name, (s) => listRuns(s, name, limit)),
     async run(name, runId): Promise<RunRow | null> {
-      return await withStateOf(current.config, name, async (s) => {
-        // Run ids count up from 1 per sync, newest first in listRuns: the run is `newest - id`
-        // rows down.
-        const newest = (await listRuns(s, name, 1))[0];
-        if (!newest || runId > newest.runId || runId < 1) return null;
-        if (newest.runId === runId) return newest;
-        const rows = await listRuns(s, name, newest.runId - runId + 1);
-        return rows.find((r) => r.runId === runId) ?? null;
-      });
+      return await withStateOf(current.config, name, (s) => getRun(s, name, runId));
     },
     failures: (name, q): Promise<FailureRow[]> =>
       withStateOf(current.config, name, (s) => listFailures(s, name, q)),

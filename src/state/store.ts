@@ -215,7 +215,19 @@ export async function listRuns(source: Source, sync: string, limit = 20): Promis
     `select * from ${t(source, "sync_runs")} where sync_name = ${p(source, 1)} order by run_id desc limit ${Math.max(1, Math.trunc(limit))}`,
     [sync],
   );
-  return rows.map((r) => ({
+  return rows.map(toRunRow);
+}
+
+export async function getRun(source: Source, sync: string, runId: number): Promise<RunRow | null> {
+  const rows = await source.query(
+    `select * from ${t(source, "sync_runs")} where sync_name = ${p(source, 1)} and run_id = ${p(source, 2)}`,
+    [sync, runId],
+  );
+  return rows[0] ? toRunRow(rows[0]) : null;
+}
+
+function toRunRow(r: Record<string, unknown>): RunRow {
+  return {
     runId: Number(r.run_id),
     status: String(r.status) as RunStatus,
     startedAt: iso(r.started_at),
@@ -236,7 +248,7 @@ export async function listRuns(source: Source, sync: string, limit = 20): Promis
       ? (JSON.parse(String(r.failures_by_code)) as Record<string, number>)
       : {},
     error: str(r.error),
-  }));
+  };
 }
 
 export interface FailureRow {
