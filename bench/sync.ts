@@ -1,0 +1,354 @@
+/**
+ * First sync of a DuckDB audience into the emulator, against the emulator's own ceiling; then
+ * second syncs of about 1.1% changed rows, against the planner's time for the same change.
+ *
+ *   npx tsx bench/sync.ts --rows 1000000 [--runs 3] [--changes 3] [--memory-limit 256MB]
+ *     [--profile DIR]
+ *
+ * The emulator runs in a child process (no rate limit, hybrid project). Each round, interleaved:
+ *   ceiling c4 / c8  this process posts pre-built 1,000-subscriber bodies to a fresh list with 4 and
+ *                    8 requests in flight (undici keep-alive pool): what the emulator can absorb;
+ *   sync             a child process runs one real first sync (withSync + runSync, default
+ *                    destination settings: 1,000 per request, concurrency 4) of the whole model
+ *                    to a new list; it reports its wall time, delivery window and peak RSS.
+ * Then, for each change k: the model is changed by SQL, and a child times preparePlan against the
+ * committed snapshot (work tables dropped), then runs the real second sync.
+ */
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { Pool } from "undici";
+import { parseConfig } from "../src/config/index.js";
+import { startEmulator } from "../src/emulator/index.js";
+import { dropWorkTables, preparePlan } from "../src/planner/planner.js";
+import { openSource, type SourceConfig } from "../src/sources/index.js";
+import { getMetadata } from "../src/state/store.js";
+import { withSync } from "../src/sync/context.js";
+import { type RunReport, runSync } from "../src/sync/run.js";
+import { runJson, spawnJson } from "./lib/child.js";
+import { maxRss, sampleRss } from "./lib/rss.js";
+import { mb, median, num, secs } from "./lib/stats.js";
+import { applyChange, createBenchWarehouse, generateModel } from "./lib/warehouse.js";
+
+const KEY = "bench-key-0123456789";
+const BATCH = 1000;
+const TABLE = "audience";
+const SELF = fileURLToPath(import.meta.url);
+
+const { values } = parseArgs({
+  options: {
+    mode: { type: "string", default: "main" },
+    rows: { type: "string", default: "1000000" },
+    runs: { type: "string", default: "3" },
+    changes: { type: "string", default: "3" },
+    "memory-limit": { type: "string" },
+    profile: { type: "string" },
+    // child arguments
+    db: { type: "string" },
+    state: { type: "string" },
+    url: { type: "string" },
+    sync: { type: "string" },
+    concurrency: { type: "string", default: "4" },
+  },
+});
+
+interface SyncResult {
+  ms: number;
+  /** from the first record handed to the client to the end of delivery */
+  deliveryMs: number;
+  /** preparePlan against the committed snapshot, timed before the sync (second syncs) */
+  planMs: number | null;
+  peakRss: number;
+  maxRss: number;
+  status: string;
+  succeeded: number;
+  failed: number;
+  planned: RunReport["planned"];
+}
+
+switch (values.mode) {
+  case "serve":
+    await serve();
+    break;
+  case "first":
+  case "second":
+    await childSync(values.mode === "second");
+    break;
+  default:
+    await main();
+}
+
+async function serve(): Promise<void> {
+  const em = await startEmulator({ port: 0, projectType: "hybrid", apiKey: KEY });
+  process.stdout.write(`${JSON.stringify({ url: em.url })}\n`);
+  process.stdin.resume();
+  process.stdin.on("end", () => {
+    void em.close().then(() => process.exit(0));
+  });
+}
+
+function configYaml(db: string, state: string, url: string, sync: string, c: number): string {
+  return `
+sources:
+  wh: { type: duckdb, path: ${JSON.stringify(db)}, stateSchema: ${state} }
+destinations:
+  it: { type: iterable, apiKey: ${KEY}, projectType: hybrid, baseUrl: ${JSON.stringify(url)}, concurrency: ${c} }
+syncs:
+  ${sync}:
+    source: wh
+    destination: it
+    table: main.${TABLE}
+    list: { create: { name: ${JSON.stringify(`bench ${sync}`)} } }
+    identifiers: { email: email, userId: user_id }
+`;
+}
+
+/** One real sync in this (child) process; prints a SyncResult line. */
+async function childSync(second: boolean): Promise<void> {
+  const db = values.db as string;
+  const state = values.state as string;
+  const sync = values.sync as string;
+  const config = parseConfig(
+    configYaml(db, state, values.url as string, sync, num(values.concurrency, 4)),
+    { env: {} },
+  );
+  const rss = sampleRss();
+  const sourceConfig: SourceConfig = { type: "duckdb", path: db, stateSchema: state };
+  // Held open for the whole run so that the sync shares this instance and its settings.
+  const keeper = await openSource(sourceConfig);
+  try {
+    if (values["memory-limit"]) {
+      await keeper.exec(`SET memory_limit = ${keeper.dialect.literal(values["memory-limit"])}`);
+    }
+    let planMs: number | null = null;
+    if (second) {
+      const meta = await getMetadata(keeper, sync);
+      const started = performance.now();
+      const plan = await preparePlan({
+        source: keeper,
+        syncName: sync,
+        projectType: "hybrid",
+        modelSql: `select * from main.${TABLE}`,
+        identifiers: { email: "email", userId: "user_id" },
+        runId: 1_000_000,
+        baseline: meta?.snapshotTable ?? null,
+      });
+      planMs = performance.now() - started;
+      await dropWorkTables(keeper, plan);
+    }
+    let deliveryStart = 0;
+    let deliveryEnd = 0;
+    const started = performance.now();
+    const report = await withSync(config, sync, ({ resolved, source, api }) =>
+      runSync(
+        resolved,
+        { api, source },
+        {
+          onProgress: (p) => {
+            if ((p.phase === "unsubscribe" || p.phase === "subscribe") && deliveryStart === 0)
+              deliveryStart = performance.now();
+            if (p.phase === "commit" && deliveryEnd === 0) deliveryEnd = performance.now();
+          },
+        },
+      ),
+    );
+    const ms = performance.now() - started;
+    const result: SyncResult = {
+      ms,
+      deliveryMs: deliveryStart > 0 && deliveryEnd > 0 ? deliveryEnd - deliveryStart : 0,
+      planMs,
+      peakRss: rss.peak(),
+      maxRss: maxRss(),
+      status: report.status,
+      succeeded: report.succeeded.subscribe + report.succeeded.unsubscribe,
+      failed: report.failed.subscribe + report.failed.unsubscribe,
+      planned: report.planned,
+    };
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+  } finally {
+    await keeper.close();
+    rss.stop();
+  }
+}
+
+/** Subscriber arrays of the model's first `rows` rows, serialised once. */
+function prebuilt(rows: number): string[] {
+  const out: string[] = [];
+  for (let start = 0; start < rows; start += BATCH) {
+    const subs = [];
+    for (let i = start; i < Math.min(rows, start + BATCH); i++) {
+      subs.push(
+        i % 10 === 9
+          ? { email: `user${i}@example.com` }
+          : { email: `user${i}@example.com`, userId: `u${i}` },
+      );
+    }
+    out.push(JSON.stringify(subs));
+  }
+  return out;
+}
+
+async function admin(pool: Pool, path: string, body: unknown): Promise<unknown> {
+  const res = await pool.request({
+    path,
+    method: "POST",
+    headers: { "api-key": KEY, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const json: unknown = await res.body.json();
+  if (res.statusCode !== 200) throw new TypeError(`${path} answered ${res.statusCode}`);
+  return json;
+}
+
+/** The ceiling: pre-built bodies posted with `concurrency` requests in flight; subscribers/s. */
+async function ceiling(url: string, subscriberJson: string[], concurrency: number, round: number) {
+  const pool = new Pool(url, { connections: concurrency, pipelining: 1 });
+  try {
+    await admin(pool, "/_emulator/reset", {});
+    const { listId } = (await admin(pool, "/_emulator/lists", {
+      name: `ceiling-${round}-${concurrency}`,
+    })) as { listId: number };
+    const bodies = subscriberJson.map((s) =>
+      Buffer.from(`{"listId":${listId},"subscribers":${s},"updateExistingUsersOnly":false}`),
+    );
+    const headers = { "api-key": KEY, "content-type": "application/json" };
+    let next = 0;
+    let succeeded = 0;
+    const started = performance.now();
+    const worker = async () => {
+      for (let i = next++; i < bodies.length; i = next++) {
+        const res = await pool.request({
+          path: "/api/lists/subscribe",
+          method: "POST",
+          headers,
+          body: bodies[i],
+        });
+        const answer = (await res.body.json()) as { successCount: number };
+        if (res.statusCode !== 200) throw new TypeError(`subscribe answered ${res.statusCode}`);
+        succeeded += answer.successCount;
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, worker));
+    const seconds = (performance.now() - started) / 1000;
+    await admin(pool, "/_emulator/reset", {});
+    return { rate: succeeded / seconds, succeeded, seconds };
+  } finally {
+    await pool.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const rows = num(values.rows, 1_000_000);
+  const runs = num(values.runs, 3);
+  const changes = num(values.changes, 3);
+  const w = await createBenchWarehouse("duckdb");
+  const cfg = w.config as { path: string; stateSchema: string };
+  const { child: emulator, first } = await spawnJson<{ url: string }>(SELF, ["--mode", "serve"]);
+  const url = first.url;
+  const pass = [...(values["memory-limit"] ? ["--memory-limit", values["memory-limit"]] : [])];
+  try {
+    {
+      const s = await w.open();
+      try {
+        await generateModel(s, w.dataSchema, TABLE, rows);
+      } finally {
+        await s.close();
+      }
+    }
+    const subscriberJson = prebuilt(rows);
+    const c4: number[] = [];
+    const c8: number[] = [];
+    const firsts: SyncResult[] = [];
+    let lastSync = "";
+    for (let r = 0; r < runs; r++) {
+      const a = await ceiling(url, subscriberJson, 4, r);
+      c4.push(a.rate);
+      const b = await ceiling(url, subscriberJson, 8, r);
+      c8.push(b.rate);
+      lastSync = `bench_first_${r}`;
+      const res = await runJson<SyncResult>(
+        SELF,
+        [
+          "--mode",
+          "first",
+          "--db",
+          cfg.path,
+          "--state",
+          cfg.stateSchema,
+          "--url",
+          url,
+          "--sync",
+          lastSync,
+          ...pass,
+        ],
+        values.profile && r === 0 ? ["--cpu-prof", "--cpu-prof-dir", values.profile] : [],
+      );
+      firsts.push(res);
+      console.log(
+        `round ${r + 1}: ceiling c4 ${Math.round(a.rate)}/s, c8 ${Math.round(b.rate)}/s; ` +
+          `first sync ${res.status}: ${res.succeeded} in ${secs(res.ms)} = ${Math.round(res.succeeded / (res.ms / 1000))}/s ` +
+          `(delivery ${secs(res.deliveryMs)} = ${Math.round(res.succeeded / (res.deliveryMs / 1000))}/s), ` +
+          `peak RSS ${mb(res.peakRss)}, maxRSS ${mb(res.maxRss)}`,
+      );
+    }
+
+    const seconds: SyncResult[] = [];
+    for (let k = 1; k <= changes; k++) {
+      const s = await w.open();
+      try {
+        await applyChange(s, w.dataSchema, TABLE, rows, k);
+      } finally {
+        await s.close();
+      }
+      const res = await runJson<SyncResult>(SELF, [
+        "--mode",
+        "second",
+        "--db",
+        cfg.path,
+        "--state",
+        cfg.stateSchema,
+        "--url",
+        url,
+        "--sync",
+        lastSync,
+        ...pass,
+      ]);
+      seconds.push(res);
+      console.log(
+        `change ${k}: plan ${secs(res.planMs ?? 0)}, second sync ${res.status} ${secs(res.ms)} ` +
+          `(${res.planned.subscribe} subscribe, ${res.planned.unsubscribe} unsubscribe; delivery ${secs(res.deliveryMs)}), ` +
+          `ratio ${(res.ms / (res.planMs ?? 1)).toFixed(2)}, peak RSS ${mb(res.peakRss)}`,
+      );
+    }
+
+    const syncRate = median(firsts.map((f) => f.succeeded / (f.ms / 1000)));
+    const deliveryRate = median(firsts.map((f) => f.succeeded / (f.deliveryMs / 1000)));
+    const summary = {
+      rows,
+      runs,
+      memoryLimit: values["memory-limit"] ?? null,
+      ceilingC4: Math.round(median(c4)),
+      ceilingC8: Math.round(median(c8)),
+      firstSyncRate: Math.round(syncRate),
+      firstSyncDeliveryRate: Math.round(deliveryRate),
+      firstSyncMs: Math.round(median(firsts.map((f) => f.ms))),
+      ratioSyncToC4: Number((syncRate / median(c4)).toFixed(2)),
+      ratioSyncToC8: Number((syncRate / median(c8)).toFixed(2)),
+      ratioDeliveryToC4: Number((deliveryRate / median(c4)).toFixed(2)),
+      firstSyncPeakRss: Math.max(...firsts.map((f) => f.peakRss)),
+      firstSyncMaxRss: Math.max(...firsts.map((f) => f.maxRss)),
+      secondSyncMs: Math.round(median(seconds.map((s) => s.ms))),
+      secondPlanMs: Math.round(median(seconds.map((s) => s.planMs ?? 0))),
+      ratioSecondToPlan: Number(median(seconds.map((s) => s.ms / (s.planMs ?? 1))).toFixed(2)),
+      secondSyncPeakRss: Math.max(...seconds.map((s) => s.peakRss)),
+    };
+    console.log(
+      `\nfirst sync of ${rows}: ${summary.firstSyncRate}/s end to end (${summary.ratioSyncToC4}x of the c4 ceiling ${summary.ceilingC4}/s, ` +
+        `${summary.ratioSyncToC8}x of c8 ${summary.ceilingC8}/s); delivery window ${summary.firstSyncDeliveryRate}/s (${summary.ratioDeliveryToC4}x c4); ` +
+        `peak RSS ${mb(summary.firstSyncPeakRss)}. Second sync (1.1% changed): ${secs(summary.secondSyncMs)} vs plan ${secs(summary.secondPlanMs)} = ${summary.ratioSecondToPlan}x`,
+    );
+    console.log(JSON.stringify(summary));
+  } finally {
+    emulator.stdin?.end();
+    await w.cleanup();
+  }
+}
