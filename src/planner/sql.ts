@@ -221,17 +221,38 @@ export function buildPlanSql(d: Dialect, schema: string, t: PlanTables): string[
     return stmts;
   }
   const prev = d.table(schema, t.previous);
+  // An unsubscribe of a person this run subscribes again (same email or userId) is not sent:
+  // Iterable would match both to one user, and unsubscribes run first. Two EXISTS rather than one
+  // with OR: each is a hash (semi) join, where an OR condition degrades to a nested loop.
+  const resubscribed = (x: string, from: string) =>
+    `exists (select 1 from ${from} p where p.op = 'subscribe' and p.email = ${x}.email) or exists (select 1 from ${from} p where p.op = 'subscribe' and p.user_id = ${x}.user_id)`;
+  if (d.name !== "mysql") {
+    // One full outer join of members and snapshot gives both sides of the diff in one pass
+    // (MySQL has no FULL JOIN: it takes the two statements below).
+    stmts.push(
+      `insert into ${plan} (identity, op, kind, email, user_id, send) ` +
+        `with diff as materialized (select coalesce(m.identity, s.identity) as identity, ` +
+        `case when m.identity is null then 'unsubscribe' else 'subscribe' end as op, ` +
+        `case when m.identity is null then 'removed' when s.identity is null then 'added' else 'changed' end as kind, ` +
+        `case when m.identity is null then s.email else m.email end as email, ` +
+        `case when m.identity is null then s.user_id else m.user_id end as user_id ` +
+        `from ${members} m full outer join ${prev} s on s.identity = m.identity ` +
+        `where m.identity is null or s.identity is null or not (${same(d, "m.email", "s.email")} and ${same(d, "m.user_id", "s.user_id")})) ` +
+        `select x.identity, x.op, x.kind, x.email, x.user_id, ` +
+        `case when x.op = 'unsubscribe' and (${resubscribed("x", "diff")}) then 0 else 1 end from diff x`,
+      ...identityIndex(d, schema, t.plan),
+    );
+    return stmts;
+  }
   stmts.push(
     `insert into ${plan} (identity, op, kind, email, user_id, send) ` +
       `select m.identity, 'subscribe', case when s.identity is null then 'added' else 'changed' end, m.email, m.user_id, 1 ` +
       `from ${members} m left join ${prev} s on s.identity = m.identity ` +
       `where s.identity is null or not (${same(d, "m.email", "s.email")} and ${same(d, "m.user_id", "s.user_id")})`,
     ...identityIndex(d, schema, t.plan),
-    // An unsubscribe of a person this run subscribes again (same email or userId) is not sent:
-    // Iterable would match both to one user, and unsubscribes run first.
     `insert into ${plan} (identity, op, kind, email, user_id, send) ` +
       `select s.identity, 'unsubscribe', 'removed', s.email, s.user_id, ` +
-      `case when exists (select 1 from ${plan} p where p.op = 'subscribe' and (p.email = s.email or p.user_id = s.user_id)) then 0 else 1 end ` +
+      `case when ${resubscribed("s", plan)} then 0 else 1 end ` +
       `from ${prev} s where not exists (select 1 from ${members} m where m.identity = s.identity)`,
   );
   return stmts;
@@ -340,7 +361,8 @@ export function buildSnapshotSql(d: Dialect, schema: string, t: PlanTables): str
     parts.push(
       `select s.identity, s.email, s.user_id from ${prev} s join ${plan} p on p.identity = s.identity and p.op = 'subscribe' and p.kind = 'changed' where not ${confirmed("p", "subscribe")}`,
       `select s.identity, s.email, s.user_id from ${prev} s join ${plan} p on p.identity = s.identity and p.op = 'unsubscribe' ` +
-        `where (p.send = 1 and not ${confirmed("p", "unsubscribe")}) or (p.send = 0 and not exists (select 1 from ${plan} p2 where p2.op = 'subscribe' and (p2.email = s.email or p2.user_id = s.user_id) and ${confirmed("p2", "subscribe")}))`,
+        `where (p.send = 1 and not ${confirmed("p", "unsubscribe")}) or (p.send = 0 and not exists (select 1 from ${plan} p2 where p2.op = 'subscribe' and p2.email = s.email and ${confirmed("p2", "subscribe")}) ` +
+        `and not exists (select 1 from ${plan} p2 where p2.op = 'subscribe' and p2.user_id = s.user_id and ${confirmed("p2", "subscribe")}))`,
     );
   }
   return [
