@@ -358,6 +358,7 @@ export async function runSync(
     await writer.flush();
     for (const w of answerWarnings) report.notes.push(`Iterable's answer: ${w}`);
     report.invalidRows = plan.invalidRows + refused.count;
+    report.members = plan.members - refused.count;
 
     progress({ phase: "commit", total: 0, done: 0, failed: 0 });
     if (sync.observability.retainSyncLogs) {
