@@ -7,6 +7,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { z } from "zod";
 import type { Schedule } from "../config/index.js";
+import { sendConsole } from "../console/page.js";
 import {
   CancelledError,
   ConfigError,
@@ -144,6 +145,12 @@ export function createApiServer(backend: ApiBackend, opts: ApiOptions): Server {
       .filter((p) => p !== "")
       .map(decodeURIComponent);
 
+    // The console page holds no data (it calls /api with the user's token), so it needs no auth.
+    if (url.pathname === "/" || url.pathname === "/console") {
+      if (method !== "GET") throw methodNotAllowed(["GET"]);
+      sendConsole(res);
+      return;
+    }
     if (url.pathname === "/healthz") {
       if (method !== "GET") throw methodNotAllowed(["GET"]);
       const health = await backend.health();
