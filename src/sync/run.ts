@@ -324,7 +324,7 @@ export async function runSync(
       await recordRowFailures(source, plan, projectType, writer);
       // Unsubscribes finish before subscribes start: an identity change can name the same
       // Iterable person on both sides, and the subscribe must be the last word.
-      await deliver("unsubscribe", {
+      const ctx = {
         api,
         source,
         plan,
@@ -335,19 +335,9 @@ export async function runSync(
         opts,
         answerWarnings,
         refused,
-      });
-      await deliver("subscribe", {
-        api,
-        source,
-        plan,
-        projectType,
-        writer,
-        listId: list.id,
-        resolved,
-        opts,
-        answerWarnings,
-        refused,
-      });
+      };
+      await deliver("unsubscribe", ctx);
+      await deliver("subscribe", ctx);
     } catch (err) {
       if (!(err instanceof CancelledError) && !opts.signal?.aborted) throw err;
       cancelled = true;

@@ -11,34 +11,11 @@ import {
   type SchedulerLog,
   type SkipReason,
 } from "../../src/scheduler/scheduler.js";
-import type { RunReport } from "../../src/sync/run.js";
+import { blankReport, type RunReport } from "../../src/sync/run.js";
 import { FakeClock } from "./fake-clock.js";
 
 function report(name: string, runId: number, status: RunReport["status"] = "succeeded"): RunReport {
-  const t = new Date(0).toISOString();
-  return {
-    sync: name,
-    runId,
-    status,
-    list: null,
-    firstRun: false,
-    fullResync: false,
-    startedAt: t,
-    finishedAt: t,
-    durationMs: 0,
-    rowsRead: 0,
-    invalidRows: 0,
-    duplicateRows: 0,
-    members: 0,
-    planned: { subscribe: 0, unsubscribe: 0, skippedUnsubscribe: 0, unchanged: 0 },
-    succeeded: { subscribe: 0, unsubscribe: 0 },
-    failed: { subscribe: 0, unsubscribe: 0 },
-    warnings: 0,
-    failuresByCode: {},
-    sampleFailures: [],
-    notes: [],
-    error: null,
-  };
+  return { ...blankReport(name, false, new Date(0)), runId, status };
 }
 
 interface Started {

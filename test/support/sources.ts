@@ -95,3 +95,13 @@ export async function writeTable(
   );
   if (rows.length > 0) await source.insertRows(schema, table, columns, [rows]);
 }
+
+/** Runs a source for the length of `fn` (a "run" of its own, as the CLI opens it). */
+export async function withSource<T>(w: TestWarehouse, fn: (s: Source) => Promise<T>): Promise<T> {
+  const s = await w.open();
+  try {
+    return await fn(s);
+  } finally {
+    await s.close();
+  }
+}

@@ -5,15 +5,16 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getSync, parseConfig, type ResolvedSync } from "../../src/config/index.js";
 import { type Emulator, startEmulator } from "../../src/emulator/index.js";
-import { IterableClient } from "../../src/iterable/client.js";
 import type { ProjectType } from "../../src/iterable/wire.js";
 import type { Source } from "../../src/sources/source.js";
 import { getMetadata, listFailures, listRuns } from "../../src/state/store.js";
-import { type RunOptions, type RunReport, runSync } from "../../src/sync/run.js";
+import type { RunOptions, RunReport } from "../../src/sync/run.js";
+import { runOnce } from "../support/run.js";
 import {
   availableDialects,
   createWarehouse,
   type TestWarehouse,
+  withSource as withSourceOf,
   writeTable,
 } from "../support/sources.js";
 
@@ -81,22 +82,7 @@ describe.each(dialects)("sync runs on %s", (dialect) => {
     await w?.cleanup();
   });
 
-  async function run(r: ResolvedSync, opts: RunOptions = {}): Promise<RunReport> {
-    const source = await w.open();
-    const api = IterableClient.fromDestination(r.destination, {
-      retry: { baseMs: 1, maxMs: 5, listNotFoundRetryMs: 50 },
-    });
-    try {
-      return await runSync(r, { api, source }, opts);
-    } catch (err) {
-      const report = (err as { report?: RunReport }).report;
-      if (report) return report;
-      throw err;
-    } finally {
-      await api.close();
-      await source.close();
-    }
-  }
+  const run = (r: ResolvedSync, opts: RunOptions = {}): Promise<RunReport> => runOnce(w, r, opts);
 
   async function model(table: string, cols: string[], rows: Row[] | string[][]) {
     const s = await w.open();
@@ -107,14 +93,7 @@ describe.each(dialects)("sync runs on %s", (dialect) => {
     }
   }
 
-  async function withSource<T>(fn: (s: Source) => Promise<T>): Promise<T> {
-    const s = await w.open();
-    try {
-      return await fn(s);
-    } finally {
-      await s.close();
-    }
-  }
+  const withSource = <T>(fn: (s: Source) => Promise<T>): Promise<T> => withSourceOf(w, fn);
 
   it("email project: several rounds of changes keep the list equal to the model", async () => {
     emulator = await startEmulator({ port: 0, projectType: "email", apiKey: KEY });

@@ -3,15 +3,16 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getSync, parseConfig, type ResolvedSync } from "../../src/config/index.js";
 import { type Emulator, startEmulator } from "../../src/emulator/index.js";
 import { LockedError } from "../../src/errors.js";
-import { IterableClient } from "../../src/iterable/client.js";
 import { tablePrefix } from "../../src/planner/names.js";
 import type { Source } from "../../src/sources/source.js";
 import { listRuns } from "../../src/state/store.js";
-import { type RunOptions, type RunReport, runSync } from "../../src/sync/run.js";
+import type { RunOptions, RunReport } from "../../src/sync/run.js";
+import { runOnce } from "../support/run.js";
 import {
   availableDialects,
   createWarehouse,
   type TestWarehouse,
+  withSource as withSourceOf,
   writeTable,
 } from "../support/sources.js";
 
@@ -49,29 +50,9 @@ syncs:
     return getSync(parseConfig(yaml, { env: {} }), syncName);
   }
 
-  async function withSource<T>(fn: (s: Source) => Promise<T>): Promise<T> {
-    const s = await w.open();
-    try {
-      return await fn(s);
-    } finally {
-      await s.close();
-    }
-  }
+  const withSource = <T>(fn: (s: Source) => Promise<T>): Promise<T> => withSourceOf(w, fn);
 
-  async function run(r: ResolvedSync, opts: RunOptions = {}): Promise<RunReport> {
-    const source = await w.open();
-    const api = IterableClient.fromDestination(r.destination, { retry: { baseMs: 1, maxMs: 5 } });
-    try {
-      return await runSync(r, { api, source }, opts);
-    } catch (err) {
-      const report = (err as { report?: RunReport }).report;
-      if (report) return report;
-      throw err;
-    } finally {
-      await api.close();
-      await source.close();
-    }
-  }
+  const run = (r: ResolvedSync, opts: RunOptions = {}): Promise<RunReport> => runOnce(w, r, opts);
 
   const emails = (n: number, tag: string) =>
     Array.from({ length: n }, (_, i) => [`${tag}${i}@example.com`]);
