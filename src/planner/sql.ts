@@ -222,10 +222,12 @@ export function buildPlanSql(d: Dialect, schema: string, t: PlanTables): string[
   }
   const prev = d.table(schema, t.previous);
   // An unsubscribe of a person this run subscribes again (same email or userId) is not sent:
-  // Iterable would match both to one user, and unsubscribes run first. Two EXISTS rather than one
-  // with OR: each is a hash (semi) join, where an OR condition degrades to a nested loop.
+  // Iterable would match both to one user, and unsubscribes run first. Two uncorrelated IN tests
+  // rather than one EXISTS with OR: each is hashed once (PostgreSQL: a hashed SubPlan; DuckDB: a
+  // mark join), where the correlated form rescans the subscribes for every unsubscribe. Used only
+  // as `case when ... then 0 else 1`, where NULL (a NULL identifier) counts as not resubscribed.
   const resubscribed = (x: string, from: string) =>
-    `exists (select 1 from ${from} p where p.op = 'subscribe' and p.email = ${x}.email) or exists (select 1 from ${from} p where p.op = 'subscribe' and p.user_id = ${x}.user_id)`;
+    `${x}.email in (select p.email from ${from} p where p.op = 'subscribe') or ${x}.user_id in (select p.user_id from ${from} p where p.op = 'subscribe')`;
   if (d.name !== "mysql") {
     // One full outer join of members and snapshot gives both sides of the diff in one pass
     // (MySQL has no FULL JOIN: it takes the two statements below).
