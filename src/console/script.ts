@@ -19,6 +19,7 @@ export const CONSOLE_SCRIPT = String.raw`
   const view = { key: "", code: "", live: true };
   let timer = null;
   let generation = 0;
+  let refreshFailed = false;
 
   // ---- DOM: build elements; strings always become text nodes ----
   function el(tag, attrs, ...children) {
@@ -117,6 +118,7 @@ export const CONSOLE_SCRIPT = String.raw`
 
   // ---- messages and the token form ----
   function notify(kind, text) {
+    refreshFailed = false;
     const box = $("notice");
     box.replaceChildren(el("div", { class: "msg msg-" + kind }, el("span", {}, text),
       el("button", { class: "link", type: "button", onclick: () => box.replaceChildren() }, "dismiss")));
@@ -267,6 +269,8 @@ export const CONSOLE_SCRIPT = String.raw`
       if (gen !== generation) return;
       main.replaceChildren(...[content].flat().filter(Boolean));
       view.key = r.key;
+      if (refreshFailed) $("notice").replaceChildren();
+      refreshFailed = false;
       $("updated").textContent = "updated " + new Date().toLocaleTimeString();
     } catch (e) {
       if (gen !== generation) return;
@@ -276,6 +280,7 @@ export const CONSOLE_SCRIPT = String.raw`
         view.key = r.key;
       } else {
         notify("error", "Could not refresh: " + e.message);
+        refreshFailed = true;
       }
     }
     if (view.live) timer = setTimeout(tick, REFRESH_MS);
