@@ -14,8 +14,10 @@ import { cancellationSignal } from "./signals.js";
 
 const configOf = (program: Command) => loadConfig(program.opts<{ config: string }>().config);
 
-function exitFor(status: RunReport["status"]): number {
-  switch (status) {
+function exitFor(report: RunReport): number {
+  // A sync whose config is wrong (a mapped column missing from the model) is a usage error.
+  if (report.error?.code === "config_error") return EXIT.usage;
+  switch (report.status) {
     case "succeeded":
       return EXIT.ok;
     case "completed_with_failures":
@@ -47,7 +49,6 @@ export async function runOne(
   } catch (err) {
     const report = (err as { report?: RunReport }).report;
     if (report) return report;
-    if (err instanceof ConfigError) throw err;
     return failedReport(name, opts.fullResync === true, err, [
       config.destinations[config.syncs[name]?.destination ?? ""]?.apiKey ?? "",
     ]);
@@ -99,12 +100,14 @@ export function registerSync(program: Command): void {
             `${JSON.stringify(opts.all ? { runs: reports } : reports[0], null, 2)}\n`,
           );
         }
-        const codes = reports.map((r) => exitFor(r.status));
-        process.exitCode = codes.includes(EXIT.failed)
-          ? EXIT.failed
-          : codes.includes(EXIT.withFailures)
-            ? EXIT.withFailures
-            : EXIT.ok;
+        const codes = reports.map(exitFor);
+        process.exitCode = codes.includes(EXIT.usage)
+          ? EXIT.usage
+          : codes.includes(EXIT.failed)
+            ? EXIT.failed
+            : codes.includes(EXIT.withFailures)
+              ? EXIT.withFailures
+              : EXIT.ok;
       },
     );
 

@@ -12,6 +12,7 @@ import { destinationBaseUrl } from "../config/index.js";
 import {
   AudienceSyncError,
   CancelledError,
+  ConfigError,
   type FailureCode,
   FatalError,
   LockedError,
@@ -143,6 +144,7 @@ export function blankReport(sync: string, fullResync: boolean, started = new Dat
 
 /** The code of an error for reports: its failure code when it has one. */
 export function errorCode(err: unknown): string {
+  if (err instanceof ConfigError) return "config_error";
   return err instanceof AudienceSyncError && "code" in err
     ? String((err as { code: unknown }).code)
     : "run_failed";
@@ -383,11 +385,7 @@ export async function runSync(
     return finish(status);
   } catch (err) {
     const message = redact(err instanceof Error ? err.message : String(err), destination.apiKey);
-    const code =
-      err instanceof AudienceSyncError && "code" in err
-        ? String((err as { code: unknown }).code)
-        : "run_failed";
-    report.error = { code, message };
+    report.error = { code: errorCode(err), message };
     const status = err instanceof CancelledError ? "cancelled" : "failed";
     if (report.runId !== null) {
       try {

@@ -213,3 +213,40 @@ syncs:
     }
   });
 });
+
+describe("sync --all with one misconfigured sync", () => {
+  it("runs the others, reports the config error with its path, and exits 2", async () => {
+    const d = await tempDir();
+    const emu = await emulator("email");
+    try {
+      const { writeFile } = await import("node:fs/promises");
+      const file = path.join(d.dir, "c.yaml");
+      await writeFile(
+        file,
+        `sources:
+  wh: { type: duckdb, path: ./w.duckdb }
+destinations:
+  it: { type: iterable, apiKey: "\${ITERABLE_API_KEY}", projectType: email, baseUrl: "${emu.url}" }
+syncs:
+  bad: { source: wh, destination: it, model: "select 'a@example.com' as mail", list: { create: { name: Bad } }, identifiers: { email: email } }
+  good: { source: wh, destination: it, model: "select 'a@example.com' as email", list: { create: { name: Good } }, identifiers: { email: email } }
+`,
+      );
+      const res = await runCli(["-c", file, "sync", "--all", "--json"], { env });
+      expect(res.code, res.stdout + res.stderr).toBe(2);
+      const { runs } = JSON.parse(res.stdout);
+      expect(runs[0]).toMatchObject({
+        sync: "bad",
+        status: "failed",
+        error: { code: "config_error" },
+      });
+      expect(runs[0].error.message).toContain(
+        'syncs.bad.identifiers.email: column "email" not in model',
+      );
+      expect(runs[1]).toMatchObject({ sync: "good", status: "succeeded" });
+    } finally {
+      await emu.close();
+      await d.cleanup();
+    }
+  });
+});
