@@ -13,8 +13,19 @@ const ensured = new WeakSet<Source>();
 export async function ensureState(source: Source): Promise<void> {
   if (ensured.has(source)) return;
   const schema = source.stateSchema;
-  await source.ensureSchema(schema);
-  for (const sql of stateDdl(source.dialect, schema)) await source.exec(sql);
+  // Two runs (or two `serve` processes) creating the state at the same moment can collide on the
+  // catalog even with `if not exists` (DuckDB: write-write conflict; PostgreSQL: duplicate key in
+  // pg_namespace). The loser's second attempt finds everything there.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await source.ensureSchema(schema);
+      for (const sql of stateDdl(source.dialect, schema)) await source.exec(sql);
+      break;
+    } catch (err) {
+      if (attempt >= 3) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
+    }
+  }
   for (const sql of stateIndexes(source.dialect, schema)) {
     try {
       await source.exec(sql);

@@ -185,6 +185,8 @@ describe("serve in process", () => {
   });
 
   it("/api/syncs lists every sync with its schedule, next run and last run status", async () => {
+    // The run row is final before runSync returns to the scheduler: wait for the scheduler too.
+    await service.scheduler.idle();
     const r = await api<{ syncs: Record<string, unknown>[] }>(service.url, "GET", "/api/syncs");
     expect(r.status).toBe(200);
     const [vip] = r.json.syncs;

@@ -4,8 +4,9 @@ import { getSync, parseConfig, type ResolvedSync } from "../../src/config/index.
 import { type Emulator, startEmulator } from "../../src/emulator/index.js";
 import { LockedError } from "../../src/errors.js";
 import { tablePrefix } from "../../src/planner/names.js";
+import { openSource } from "../../src/sources/index.js";
 import type { Source } from "../../src/sources/source.js";
-import { listRuns } from "../../src/state/store.js";
+import { ensureState, listRuns } from "../../src/state/store.js";
 import type { RunOptions, RunReport } from "../../src/sync/run.js";
 import { runOnce } from "../support/run.js";
 import {
@@ -154,5 +155,29 @@ syncs:
     expect(failed.status).toBe("failed");
     expect(failed.error?.message).toMatch(/sync "model": the model does not run/);
     expect((await run(good)).status).toBe("succeeded");
+  });
+
+  it("several runs creating the state schema at once all succeed", async () => {
+    const schema = `as_state_race_${Date.now().toString(36)}`;
+    // biome-ignore lint/suspicious/noExplicitAny: the test warehouse's config is a valid source config
+    const config = { ...w.config, stateSchema: schema } as any;
+    const sources = await Promise.all([1, 2, 3, 4].map(() => openSource(config)));
+    try {
+      await Promise.all(sources.map((s) => ensureState(s)));
+      const tables = await sources[0]?.listTables(schema);
+      expect(tables).toEqual(
+        expect.arrayContaining(["sync_logs", "sync_metadata", "sync_runs", "sync_snapshots"]),
+      );
+    } finally {
+      const s = sources[0];
+      if (s) {
+        const drop =
+          s.dialect.name === "mysql" ? "drop database if exists" : "drop schema if exists";
+        await s.exec(
+          `${drop} ${s.dialect.quoteIdent(schema)}${s.dialect.name === "mysql" ? "" : " cascade"}`,
+        );
+      }
+      await Promise.all(sources.map((s) => s.close()));
+    }
   });
 });
