@@ -212,7 +212,9 @@ export class Transport {
         signal,
       });
       status = res.statusCode;
-      const text = await res.body.text();
+      // An answer can echo the request (a proxy's error page, a debugging endpoint): the key is
+      // taken out before any part of the body can reach a message, a log or the warehouse.
+      const text = redact(await res.body.text(), this.apiKey);
       const headers = res.headers as Headers;
       if (status >= 200 && status < 300) return { response: { status, headers, text } };
       return {

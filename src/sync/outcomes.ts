@@ -5,7 +5,7 @@
  * `retryFailedRecords: false` -> failed records confirmed as if synced; otherwise not confirmed,
  * so the next run sends the record again.
  */
-import type { FailureCode } from "../errors.js";
+import { type FailureCode, redact } from "../errors.js";
 import type { Operation } from "../iterable/types.js";
 import { OUTCOME_COLUMNS } from "../planner/sql.js";
 import type { Source } from "../sources/source.js";
@@ -48,11 +48,17 @@ export class OutcomeWriter {
     private readonly source: Source,
     private readonly table: string,
     private readonly retryFailedRecords: boolean,
+    /** values that must never reach the warehouse (the API key), replaced in messages */
+    private readonly secrets: string[] = [],
     private readonly chunkRows = 10_000,
     private readonly maxSamples = 20,
   ) {}
 
-  async add(row: OutcomeRow): Promise<void> {
+  async add(input: OutcomeRow): Promise<void> {
+    const row =
+      input.message && this.secrets.length > 0
+        ? { ...input, message: redact(input.message, ...this.secrets) }
+        : input;
     const failed = row.status === "failed";
     const confirmed = !failed || row.permanent === true || !this.retryFailedRecords;
     if (failed) {

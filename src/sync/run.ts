@@ -318,8 +318,13 @@ export async function runSync(
       source,
       plan.tables.outcomes,
       sync.observability.retryFailedRecords,
+      [destination.apiKey],
     );
     let cancelled = false;
+    // A fatal error during delivery (key revoked, list deleted) still commits what Iterable
+    // confirmed before it: those changes are applied in Iterable, and a baseline without them
+    // would lose them if the model changed back before the next run.
+    let fatal: unknown = null;
     const answerWarnings = new Set<string>();
     const refused = { count: 0 };
     try {
@@ -341,11 +346,17 @@ export async function runSync(
       await deliver("unsubscribe", ctx);
       await deliver("subscribe", ctx);
     } catch (err) {
-      if (!(err instanceof CancelledError) && !opts.signal?.aborted) throw err;
-      cancelled = true;
-      report.notes.push(
-        "cancelled: sending stopped; what Iterable confirmed was committed, the rest is sent by the next run",
-      );
+      if (err instanceof CancelledError || opts.signal?.aborted) {
+        cancelled = true;
+        report.notes.push(
+          "cancelled: sending stopped; what Iterable confirmed was committed, the rest is sent by the next run",
+        );
+      } else {
+        fatal = err;
+        report.notes.push(
+          "the run stopped while sending; what Iterable confirmed before that was committed, the rest is sent by the next run",
+        );
+      }
     }
     await writer.flush();
     for (const w of answerWarnings) report.notes.push(`Iterable's answer: ${w}`);
@@ -358,6 +369,7 @@ export async function runSync(
     }
     await buildSnapshot(source, plan);
     await commitSnapshot(source, name, runId, plan.tables.snap, fingerprint);
+    // Committed: from here on the baseline is this run's snapshot, whatever happens below.
 
     const t = writer.tally;
     report.succeeded = t.succeeded;
@@ -373,14 +385,21 @@ export async function runSync(
       message: s.message,
     }));
     counts = runCounts(report, list.id, plan);
+    if (fatal !== null) throw fatal;
     const anyFailed = t.failed.subscribe + t.failed.unsubscribe > 0;
     const status: RunReport["status"] = cancelled
       ? "cancelled"
       : anyFailed
         ? "completed_with_failures"
         : "succeeded";
-    await finishRun(source, name, runId, status, counts, null);
-    await cleanUp(source, resolved, plan);
+    try {
+      await finishRun(source, name, runId, status, counts, null);
+      await cleanUp(source, resolved, plan);
+    } catch (err) {
+      report.notes.push(
+        `the run was committed, but its bookkeeping afterwards failed (the next run repairs it): ${redact(err instanceof Error ? err.message : String(err), destination.apiKey)}`,
+      );
+    }
     progress({ phase: "done", total: 0, done: 0, failed: 0 });
     return finish(status);
   } catch (err) {
