@@ -14,11 +14,13 @@ import {
   buildRowsSql,
   buildSnapshotSql,
   countsSql,
+  dropSharedEmailSql,
   duplicateRowsSql,
   identityIndex,
   invalidRowsSql,
   type PlanTables,
   planRecordsSql,
+  sharedEmailCountSql,
   workSetupSql,
   workTable,
 } from "./sql.js";
@@ -32,6 +34,8 @@ export interface PlanInput {
   runId: number;
   /** committed snapshot table to diff against; null plans a first run (subscribe everyone) */
   baseline: string | null;
+  /** subscribe every member again, not only new and changed ones (full resync) */
+  resendAll?: boolean;
   signal?: AbortSignal | undefined;
 }
 
@@ -43,6 +47,8 @@ export interface Plan {
   invalidRows: number;
   members: number;
   duplicateRows: number;
+  /** which kinds of duplicate rows exist, so that only those queries run */
+  duplicateKinds: { conflicts: boolean; sharedEmail: boolean };
   subscribe: { added: number; changed: number };
   unsubscribe: number;
   /** unsubscribes not sent because the same person is subscribed again in this run */
@@ -125,6 +131,7 @@ export async function preparePlan(input: PlanInput): Promise<Plan> {
   const schema = source.stateSchema;
   const cols = await resolveColumns(source, syncName, input.modelSql, input.identifiers);
   const tables = planTables(syncName, runId, input.baseline);
+  let sharedEmail = 0;
   try {
     await run(
       source,
@@ -140,8 +147,16 @@ export async function preparePlan(input: PlanInput): Promise<Plan> {
           ? emailIndex(source, tables.rows)
           : []),
         ...buildMembersSql(d, schema, tables, input.projectType),
-        ...buildPlanSql(d, schema, tables),
       ],
+      input.signal,
+    );
+    if (input.projectType === "hybrid") {
+      sharedEmail = n((await source.query(sharedEmailCountSql(d, schema, tables)))[0]?.n);
+      if (sharedEmail > 0) await source.exec(dropSharedEmailSql(d, schema, tables));
+    }
+    await run(
+      source,
+      buildPlanSql(d, schema, tables, { resendAll: input.resendAll === true }),
       input.signal,
     );
   } catch (err) {
@@ -155,10 +170,11 @@ export async function preparePlan(input: PlanInput): Promise<Plan> {
   const planRows = await source.query(counts.plan);
   const prevCount = counts.previous ? n((await source.query(counts.previous))[0]?.n) : 0;
   // Only a member merged from several rows can have lost a conflict: skip the join otherwise.
-  const dupRows =
-    n(r?.multi_count) === 0
-      ? [{ n: 0 }]
-      : await source.query(`select count(*) as n from (${duplicateRowsSql(d, schema, tables)}) x`);
+  const duplicateKinds = { conflicts: n(r?.multi_count) > 0, sharedEmail: sharedEmail > 0 };
+  const dupSql = duplicateRowsSql(d, schema, tables, duplicateKinds);
+  const dupRows = dupSql
+    ? await source.query(`select count(*) as n from (${dupSql}) x`)
+    : [{ n: 0 }];
   let added = 0;
   let changed = 0;
   let unsub = 0;
@@ -180,6 +196,7 @@ export async function preparePlan(input: PlanInput): Promise<Plan> {
     invalidRows: n(r?.invalid_count),
     members,
     duplicateRows: n(dupRows[0]?.n),
+    duplicateKinds,
     subscribe: { added, changed },
     unsubscribe: unsub,
     skippedUnsubscribe: skipped,
@@ -242,7 +259,13 @@ export async function* duplicateRows(
   plan: Plan,
   batchSize = 5000,
 ): AsyncGenerator<DuplicateRow[]> {
-  const sql = duplicateRowsSql(source.dialect, source.stateSchema, plan.tables);
+  const sql = duplicateRowsSql(
+    source.dialect,
+    source.stateSchema,
+    plan.tables,
+    plan.duplicateKinds,
+  );
+  if (!sql) return;
   const s = (v: unknown) => (v === null || v === undefined ? null : String(v));
   for await (const batch of source.stream(sql, [], batchSize)) {
     yield batch.map((r) => ({

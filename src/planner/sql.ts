@@ -207,8 +207,47 @@ export function buildMembersSql(
   ];
 }
 
+/**
+ * Hybrid: how many userId members carry an email that a smaller userId member carries too.
+ * Iterable keeps emails unique, so it would refuse all but one of them (conflictEmails) and the
+ * answer names only the email: they are dropped from the members and reported as duplicates.
+ */
+export function sharedEmailCountSql(d: Dialect, schema: string, t: PlanTables): string {
+  const members = workTable(d, schema, t.members);
+  return (
+    `select coalesce(sum(c - 1), 0) as n from (select count(*) as c from ${members} ` +
+    `where identity like 'u:%' and email is not null group by email having count(*) > 1) z`
+  );
+}
+
+export function dropSharedEmailSql(d: Dialect, schema: string, t: PlanTables): string {
+  const members = workTable(d, schema, t.members);
+  // The derived table z is materialised first, which MySQL needs to delete from the table it reads.
+  return (
+    `delete from ${members} where identity in (select identity from (select identity, ` +
+    `row_number() over (partition by email order by identity) as rn from ${members} ` +
+    `where identity like 'u:%' and email is not null) z where z.rn > 1)`
+  );
+}
+
+/**
+ * Whether subscribe `p` reaches the Iterable user that unsubscribe `s` names, so that the
+ * unsubscribe must not be sent: Iterable matches a subscriber by userId when it has one, else by
+ * email. An email-only member re-subscribed with the same email (with or without a new userId),
+ * or a userId member whose row lost its userId and is subscribed by its email, is the same user.
+ * Two different userIds are two users even when they share an email.
+ */
+function samePerson(p: string, s: string): string {
+  return `${p}.email = ${s}.email and (${s}.identity like 'e:%' or ${p}.identity like 'e:%')`;
+}
+
 /** The plan: subscribes for added and changed members, unsubscribes for removed ones. */
-export function buildPlanSql(d: Dialect, schema: string, t: PlanTables): string[] {
+export function buildPlanSql(
+  d: Dialect,
+  schema: string,
+  t: PlanTables,
+  opts: { resendAll?: boolean } = {},
+): string[] {
   const members = workTable(d, schema, t.members);
   const plan = workTable(d, schema, t.plan);
   const stmts = [
@@ -230,13 +269,18 @@ export function buildPlanSql(d: Dialect, schema: string, t: PlanTables): string[
     return stmts;
   }
   const prev = d.table(schema, t.previous);
-  // An unsubscribe of a person this run subscribes again (same email or userId) is not sent:
-  // Iterable would match both to one user, and unsubscribes run first. Two uncorrelated IN tests
-  // rather than one EXISTS with OR: each is hashed once (PostgreSQL: a hashed SubPlan; DuckDB: a
-  // mark join), where the correlated form rescans the subscribes for every unsubscribe. Used only
-  // as `case when ... then 0 else 1`, where NULL (a NULL identifier) counts as not resubscribed.
+  // An unsubscribe of a person this run subscribes again is not sent (samePerson): unsubscribes
+  // run first, and Iterable would match both to one user. Uncorrelated IN tests rather than
+  // EXISTS with OR: each is hashed once (PostgreSQL: a hashed SubPlan; DuckDB: a mark join),
+  // where the correlated form rescans the subscribes for every unsubscribe. NULL counts as no.
   const resubscribed = (x: string, from: string) =>
-    `${x}.email in (select p.email from ${from} p where p.op = 'subscribe') or ${x}.user_id in (select p.user_id from ${from} p where p.op = 'subscribe')`;
+    `(${x}.identity like 'e:%' and ${x}.email in (select p.email from ${from} p where p.op = 'subscribe')) or ` +
+    `(${x}.identity like 'u:%' and ${x}.email in (select p.email from ${from} p where p.op = 'subscribe' and p.identity like 'e:%'))`;
+  // A full resync sends every member again; removed members are still unsubscribed.
+  const changed = (m: string, s2: string) =>
+    opts.resendAll
+      ? "1 = 1"
+      : `not (${same(d, `${m}.email`, `${s2}.email`)} and ${same(d, `${m}.user_id`, `${s2}.user_id`)})`;
   if (d.name !== "mysql") {
     // One full outer join of members and snapshot gives both sides of the diff in one pass
     // (MySQL has no FULL JOIN: it takes the two statements below).
@@ -248,7 +292,7 @@ export function buildPlanSql(d: Dialect, schema: string, t: PlanTables): string[
         `case when m.identity is null then s.email else m.email end as email, ` +
         `case when m.identity is null then s.user_id else m.user_id end as user_id ` +
         `from ${members} m full outer join ${prev} s on s.identity = m.identity ` +
-        `where m.identity is null or s.identity is null or not (${same(d, "m.email", "s.email")} and ${same(d, "m.user_id", "s.user_id")})) ` +
+        `where m.identity is null or s.identity is null or ${changed("m", "s")}) ` +
         `select x.identity, x.op, x.kind, x.email, x.user_id, ` +
         `case when x.op = 'unsubscribe' and (${resubscribed("x", "diff")}) then 0 else 1 end from diff x`,
       ...identityIndex(d, schema, t.plan),
@@ -260,7 +304,7 @@ export function buildPlanSql(d: Dialect, schema: string, t: PlanTables): string[
     `insert into ${plan} (identity, op, kind, email, user_id, send) ` +
       `select m.identity, 'subscribe', case when s.identity is null then 'added' else 'changed' end, m.email, m.user_id, 1 ` +
       `from ${members} m left join ${prev} s on s.identity = m.identity ` +
-      `where s.identity is null or not (${same(d, "m.email", "s.email")} and ${same(d, "m.user_id", "s.user_id")})`,
+      `where s.identity is null or ${changed("m", "s")}`,
     ...identityIndex(d, schema, t.plan),
     `insert into ${plan} (identity, op, kind, email, user_id, send) ` +
       `select s.identity, 'unsubscribe', 'removed', s.email, s.user_id, ` +
@@ -296,13 +340,28 @@ export function invalidRowsSql(d: Dialect, schema: string, t: PlanTables): strin
 }
 
 /** Rows that lost a duplicate conflict (another row of the same identity carries other values). */
-export function duplicateRowsSql(d: Dialect, schema: string, t: PlanTables): string {
+export function duplicateRowsSql(
+  d: Dialect,
+  schema: string,
+  t: PlanTables,
+  kinds: { conflicts: boolean; sharedEmail: boolean } = { conflicts: true, sharedEmail: true },
+): string | null {
   const rows = workTable(d, schema, t.rows);
   const members = workTable(d, schema, t.members);
-  return (
-    `select r.identity, r.email, r.user_id, m.email as kept_email, m.user_id as kept_user_id from ${rows} r join ${members} m on m.identity = r.identity ` +
-    `where m.row_count > 1 and ((r.email is not null and m.email <> r.email) or (r.user_id is not null and m.user_id <> r.user_id))`
-  );
+  const parts: string[] = [];
+  if (kinds.conflicts) {
+    parts.push(
+      `select r.identity, r.email, r.user_id, m.email as kept_email, m.user_id as kept_user_id from ${rows} r join ${members} m on m.identity = r.identity ` +
+        `where m.row_count > 1 and ((r.email is not null and m.email <> r.email) or (r.user_id is not null and m.user_id <> r.user_id))`,
+    );
+  }
+  if (kinds.sharedEmail) {
+    parts.push(
+      `select r.identity, r.email, r.user_id, k.email as kept_email, k.user_id as kept_user_id from ${rows} r join ${members} k on k.email = r.email and k.identity like 'u:%' ` +
+        `where r.identity like 'u:%' and not exists (select 1 from ${members} m where m.identity = r.identity)`,
+    );
+  }
+  return parts.length > 0 ? parts.join(" union all ") : null;
 }
 
 /** The records to deliver for one operation, in a stable order. */
@@ -373,8 +432,7 @@ export function buildSnapshotSql(d: Dialect, schema: string, t: PlanTables): str
     parts.push(
       `select s.identity, s.email, s.user_id from ${prev} s join ${plan} p on p.identity = s.identity and p.op = 'subscribe' and p.kind = 'changed' where not ${confirmed("p", "subscribe")}`,
       `select s.identity, s.email, s.user_id from ${prev} s join ${plan} p on p.identity = s.identity and p.op = 'unsubscribe' ` +
-        `where (p.send = 1 and not ${confirmed("p", "unsubscribe")}) or (p.send = 0 and not exists (select 1 from ${plan} p2 where p2.op = 'subscribe' and p2.email = s.email and ${confirmed("p2", "subscribe")}) ` +
-        `and not exists (select 1 from ${plan} p2 where p2.op = 'subscribe' and p2.user_id = s.user_id and ${confirmed("p2", "subscribe")}))`,
+        `where (p.send = 1 and not ${confirmed("p", "unsubscribe")}) or (p.send = 0 and not exists (select 1 from ${plan} p2 where p2.op = 'subscribe' and ${samePerson("p2", "s")} and ${confirmed("p2", "subscribe")}))`,
     );
   }
   return [

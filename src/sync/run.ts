@@ -185,25 +185,32 @@ export async function chooseBaseline(
   syncName: string,
   fingerprint: string,
   fullResync: boolean,
-): Promise<{ baseline: string | null; note: string | null }> {
+): Promise<{ baseline: string | null; resendAll: boolean; note: string | null }> {
   const tail =
     "every valid row is subscribed; members of the list that are not in the model are not unsubscribed";
-  if (fullResync) return { baseline: null, note: `full resync: ${tail}` };
+  const fresh = (note: string) => ({ baseline: null, resendAll: false, note });
   const meta = await getMetadata(source, syncName);
-  if (!meta?.snapshotTable) return { baseline: null, note: `first run: ${tail}` };
+  if (!meta?.snapshotTable) return fresh(`${fullResync ? "full resync" : "first run"}: ${tail}`);
   if (meta.fingerprint !== fingerprint) {
-    return {
-      baseline: null,
-      note: "the list or the identifier mapping changed since the last run: every valid row is subscribed to the new list; the previous list is left as it was",
-    };
+    return fresh(
+      "the list or the identifier mapping changed since the last run: every valid row is subscribed to the new list; the previous list is left as it was",
+    );
   }
   if (!(await source.tableExists(source.stateSchema, meta.snapshotTable))) {
+    return fresh(
+      `the last snapshot (${meta.snapshotTable}) is missing from the warehouse: ${tail}`,
+    );
+  }
+  if (fullResync) {
+    // The snapshot still names people this sync subscribed (and unsubscribes that wait for a
+    // retry): a full resync sends every member again but keeps unsubscribing those.
     return {
-      baseline: null,
-      note: `the last snapshot (${meta.snapshotTable}) is missing from the warehouse: ${tail}`,
+      baseline: meta.snapshotTable,
+      resendAll: true,
+      note: "full resync: every valid row is subscribed again; rows removed since the last run are unsubscribed as usual",
     };
   }
-  return { baseline: meta.snapshotTable, note: null };
+  return { baseline: meta.snapshotTable, resendAll: false, note: null };
 }
 
 // One run per sync at a time inside this process; across processes, the source's lock.
@@ -283,7 +290,7 @@ export async function runSync(
     report.list = list;
     const fingerprint = configFingerprint(resolved, list.id);
     const chosen = await chooseBaseline(source, name, fingerprint, report.fullResync);
-    const baseline = chosen.baseline;
+    const { baseline, resendAll } = chosen;
     if (chosen.note) report.notes.push(chosen.note);
     report.firstRun = baseline === null;
 
@@ -300,6 +307,7 @@ export async function runSync(
       identifiers: sync.identifiers,
       runId,
       baseline,
+      resendAll,
       signal: opts.signal,
     });
     report.rowsRead = plan.rowsRead;
