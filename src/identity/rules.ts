@@ -74,6 +74,7 @@ function checkUserId(raw: unknown): Checked {
   if (raw === null || raw === undefined) return { state: "absent" };
   const userId = normalizeUserId(raw);
   if (userId === null) {
+    if (raw === "") return { state: "absent" };
     return {
       state: "invalid",
       value: null,

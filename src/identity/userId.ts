@@ -15,7 +15,8 @@ const NOT_PRINTABLE_ASCII = /[^\x20-\x7e]/;
  */
 export function normalizeUserId(value: unknown): string | null {
   if (value === null || value === undefined) return null;
-  if (typeof value === "string") return value;
+  // An empty string is how many warehouses spell "no userId": absent, not an invalid id.
+  if (typeof value === "string") return value === "" ? null : value;
   if (typeof value === "number" || typeof value === "bigint") return String(value);
   return null;
 }

@@ -154,7 +154,8 @@ export function buildRowsSql(d: Dialect, schema: string, t: PlanTables, spec: Ro
   const emailExpr = spec.emailColumn
     ? `nullif(${trimLowerFast(d, d.castText(q(spec.emailColumn)))}, '')`
     : "null";
-  const userExpr = spec.userIdColumn ? d.castText(q(spec.userIdColumn)) : "null";
+  // '' is no userId (as in src/identity normalizeUserId); a padded one is invalid, not absent.
+  const userExpr = spec.userIdColumn ? `nullif(${d.castText(q(spec.userIdColumn))}, '')` : "null";
   const cut = (x: string) => (d.name === "mysql" ? `left(${x}, ${STORED_CHARS})` : x);
   const rows = workTable(d, schema, t.rows);
   return [

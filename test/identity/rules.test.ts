@@ -153,12 +153,26 @@ describe("validateRow, hybrid project", () => {
   });
 
   it("fails a row with two invalid identifiers with missing_identifier naming both", () => {
-    expect(validateRow("hybrid", { email: "joe@@x.com", userId: "" })).toEqual({
+    expect(validateRow("hybrid", { email: "joe@@x.com", userId: " 7" })).toEqual({
       ok: false,
       code: "missing_identifier",
-      message: 'no valid identifier: email "joe@@x.com" is not a valid address; userId "" is empty',
+      message:
+        'no valid identifier: email "joe@@x.com" is not a valid address; userId " 7" has leading or trailing whitespace',
       email: "joe@@x.com",
-      userId: "",
+      userId: " 7",
+    });
+  });
+
+  it("takes an empty userId as no userId", () => {
+    expect(validateRow("hybrid", { email: "joe@example.com", userId: "" })).toEqual({
+      ok: true,
+      identity: "e:joe@example.com",
+      email: "joe@example.com",
+      warnings: [],
+    });
+    expect(validateRow("userId", { userId: "" })).toMatchObject({
+      ok: false,
+      code: "missing_identifier",
     });
   });
 

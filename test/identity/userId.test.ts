@@ -8,7 +8,7 @@ describe("normalizeUserId", () => {
     [42, "42"],
     [9007199254740993n, "9007199254740993"],
     [" 42", " 42"],
-    ["", ""],
+    ["", null], // warehouses often spell "no userId" as ''
     ["abc", "abc"],
     [true, null],
     [{}, null],

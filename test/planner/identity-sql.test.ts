@@ -122,7 +122,7 @@ describe.each(dialects)("identity SQL agrees with TypeScript on %s", (dialect) =
       [rows.map((r, i) => [i, r.email, r.userId])],
     );
     const e = `nullif(${d.trimLower(d.castText("t.email"))}, '')`;
-    const u = d.castText("t.uid");
+    const u = `nullif(${d.castText("t.uid")}, '')`; // as buildRowsSql reads it
     const out = await source.query(
       `select t.id, ${e} as e, case when ${validUserIdSql(d, u)} then 1 else 0 end as uid_ok, ${identitySql(d, projectType, e, u)} as identity from ${table} t order by t.id`,
     );
