@@ -40,8 +40,16 @@ export function emptyTally(): OutcomeTally {
   };
 }
 
+/**
+ * Buffers outcome rows and writes them in chunks while delivery goes on: at most one insert is in
+ * flight, and the next chunk fills meanwhile. A caller waits only when a chunk is full while the
+ * previous one is still being written, so sending never stalls on the warehouse otherwise.
+ */
 export class OutcomeWriter {
   private buffer: unknown[][] = [];
+  /** the insert in flight; never rejects (its error is kept in `failure`) */
+  private inflight: Promise<void> | null = null;
+  private failure: { error: unknown } | null = null;
   readonly tally = emptyTally();
 
   constructor(
@@ -50,11 +58,15 @@ export class OutcomeWriter {
     private readonly retryFailedRecords: boolean,
     /** values that must never reach the warehouse (the API key), replaced in messages */
     private readonly secrets: string[] = [],
-    private readonly chunkRows = 10_000,
+    private readonly chunkRows = 50_000,
     private readonly maxSamples = 20,
   ) {}
 
-  async add(input: OutcomeRow): Promise<void> {
+  /**
+   * Buffers one outcome. Returns a promise only when the caller must wait before adding more (a
+   * full chunk is being handed over); `await` it, or skip the await when it is undefined.
+   */
+  add(input: OutcomeRow): Promise<void> | undefined {
     const row =
       input.message && this.secrets.length > 0
         ? { ...input, message: redact(input.message, ...this.secrets) }
@@ -79,13 +91,55 @@ export class OutcomeWriter {
       row.code,
       row.message,
     ]);
-    if (this.buffer.length >= this.chunkRows) await this.flush();
+    return this.buffer.length >= this.chunkRows ? this.handOver() : undefined;
   }
 
+  /** `add` of a success without a warning, the common case, without building an OutcomeRow. */
+  addSucceeded(
+    op: Operation,
+    key: string,
+    email: string | null,
+    userId: string | null,
+  ): Promise<void> | undefined {
+    this.tally.succeeded[op]++;
+    this.buffer.push([key, op, email, userId, "succeeded", 1, null, null]);
+    return this.buffer.length >= this.chunkRows ? this.handOver() : undefined;
+  }
+
+  /** Writes everything buffered; resolves once every row added so far is in the table. */
   async flush(): Promise<void> {
+    await this.settle();
     if (this.buffer.length === 0) return;
     const rows = this.buffer;
     this.buffer = [];
+    await this.insert(rows);
+  }
+
+  /** Starts writing the buffered chunk once the previous write is done (and threw nothing). */
+  private async handOver(): Promise<void> {
+    await this.settle();
+    if (this.buffer.length === 0) return;
+    const rows = this.buffer;
+    this.buffer = [];
+    this.inflight = this.insert(rows).then(
+      () => {
+        this.inflight = null;
+      },
+      (error: unknown) => {
+        this.inflight = null;
+        this.failure = { error };
+      },
+    );
+  }
+
+  /** Waits for the write in flight; rethrows a write's error (every later call does too). */
+  private async settle(): Promise<void> {
+    // a loop: another caller may have started a write while this one waited
+    while (this.inflight) await this.inflight;
+    if (this.failure) throw this.failure.error;
+  }
+
+  private async insert(rows: unknown[][]): Promise<void> {
     await this.source.insertRows(this.source.stateSchema, this.table, [...OUTCOME_COLUMNS], [rows]);
   }
 }

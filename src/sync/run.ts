@@ -473,7 +473,7 @@ async function recordRowFailures(
     for await (const batch of invalidRows(source, plan)) {
       for (const row of batch) {
         const v = validateRow(projectType, { email: row.email, userId: row.userId });
-        await writer.add({
+        const wait = writer.add({
           key: `row:${row.email ?? ""}|${row.userId ?? ""}`,
           op: "subscribe",
           email: row.email,
@@ -482,13 +482,14 @@ async function recordRowFailures(
           code: v.ok ? "missing_identifier" : v.code,
           message: v.ok ? "the row has no usable identifier" : v.message,
         });
+        if (wait) await wait;
       }
     }
   }
   if (plan.duplicateRows > 0) {
     for await (const batch of duplicateRows(source, plan)) {
       for (const row of batch) {
-        await writer.add({
+        const wait = writer.add({
           key: `dup:${row.identity}|${row.email ?? ""}|${row.userId ?? ""}`,
           op: "subscribe",
           email: row.email,
@@ -497,6 +498,7 @@ async function recordRowFailures(
           code: "duplicate_identity",
           message: `another row has the same identity (${row.identity}) with different identifiers (email ${row.keptEmail ?? "none"}, userId ${row.keptUserId ?? "none"}); that row was kept`,
         });
+        if (wait) await wait;
       }
     }
   }
@@ -544,32 +546,53 @@ async function deliver(op: Operation, ctx: DeliverCtx): Promise<void> {
   tick();
 
   const invalidBeforeSend: { rec: PlanRecord; code: FailureCode; message: string }[] = [];
-  async function* records(): AsyncGenerator<DeliveryRecord> {
-    for await (const batch of planRecords(source, plan, op)) {
-      for (const rec of batch) {
+  // A plain iterator rather than an async generator: this runs once per record, and a generator's
+  // yield costs several promise turns where `next` here costs one.
+  const batches = planRecords(source, plan, op)[Symbol.asyncIterator]();
+  let batch: PlanRecord[] = [];
+  let at = 0;
+  const nextRecord = async (): Promise<IteratorResult<DeliveryRecord>> => {
+    for (;;) {
+      while (at < batch.length) {
+        const rec = batch[at++] as PlanRecord;
         opts.signal?.throwIfAborted();
         const verdict = validateRow(projectType, { email: rec.email, userId: rec.userId });
         const out = toDelivery(rec, verdict);
-        if (!out) {
+        if (!out || !verdict.ok) {
           if (!verdict.ok)
             invalidBeforeSend.push({ rec, code: verdict.code, message: verdict.message });
           continue;
         }
-        if (verdict.ok && verdict.warnings.length > 0 && op === "subscribe") {
+        if (verdict.warnings.length > 0 && op === "subscribe") {
           const w = verdict.warnings[0];
           if (w) warnings.set(rec.identity, w);
         }
         pending.set(rec.identity, rec);
-        yield out;
+        return { done: false, value: out };
       }
+      const next = await batches.next();
+      if (next.done) return { done: true, value: undefined };
+      batch = next.value;
+      at = 0;
     }
-  }
+  };
+  const records: AsyncIterableIterator<DeliveryRecord> = {
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+    next: nextRecord,
+    return: async () => {
+      await batches.return?.(undefined);
+      return { done: true, value: undefined };
+    },
+  };
 
   const flushInvalid = async () => {
+    if (invalidBeforeSend.length === 0) return;
     for (const { rec, code, message } of invalidBeforeSend.splice(0)) {
       // An unsubscribe of a snapshot row whose identifiers are no longer valid cannot be sent;
       // nothing of it was ever subscribed under those values, so it is dropped as done.
-      await writer.add({
+      const wait = writer.add({
         key: rec.identity,
         op,
         email: rec.email,
@@ -578,6 +601,7 @@ async function deliver(op: Operation, ctx: DeliverCtx): Promise<void> {
         code,
         message,
       });
+      if (wait) await wait;
       if (op === "subscribe") {
         failed++;
         refused.count++;
@@ -588,21 +612,27 @@ async function deliver(op: Operation, ctx: DeliverCtx): Promise<void> {
 
   const stream =
     op === "subscribe"
-      ? api.subscribe(listId, records(), {
+      ? api.subscribe(listId, records, {
           updateExistingUsersOnly: projectType !== "email" && resolved.sync.updateExistingUsersOnly,
           ...(opts.signal ? { signal: opts.signal } : {}),
         })
-      : api.unsubscribe(listId, records(), opts.signal ? { signal: opts.signal } : {});
+      : api.unsubscribe(listId, records, opts.signal ? { signal: opts.signal } : {});
   try {
     for await (const result of stream) {
       for (const w of result.warnings) if (answerWarnings.size < 20) answerWarnings.add(w);
       for (const o of result.outcomes) {
         const rec = pending.get(o.key);
         pending.delete(o.key);
-        const w = warnings.get(o.key);
-        warnings.delete(o.key);
-        if (o.status === "succeeded") {
-          await writer.add({
+        let w: { code: FailureCode; message: string } | undefined;
+        if (warnings.size > 0) {
+          w = warnings.get(o.key);
+          warnings.delete(o.key);
+        }
+        let wait: Promise<void> | undefined;
+        if (o.status === "succeeded" && w === undefined) {
+          wait = writer.addSucceeded(op, o.key, rec?.email ?? null, rec?.userId ?? null);
+        } else if (o.status === "succeeded") {
+          wait = writer.add({
             key: o.key,
             op,
             email: rec?.email ?? null,
@@ -615,7 +645,7 @@ async function deliver(op: Operation, ctx: DeliverCtx): Promise<void> {
           // notFound on unsubscribe is success, decided by the classifier; a forgotten user on
           // unsubscribe is no longer a member either.
           const forgotten = o.code === "forgotten_user";
-          await writer.add({
+          wait = writer.add({
             key: o.key,
             op,
             email: rec?.email ?? null,
@@ -627,6 +657,7 @@ async function deliver(op: Operation, ctx: DeliverCtx): Promise<void> {
           });
           failed++;
         }
+        if (wait) await wait;
         done++;
       }
       await flushInvalid();
