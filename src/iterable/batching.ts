@@ -26,8 +26,23 @@ export function subscriberJson(record: DeliveryRecord): { email?: string; userId
   return out;
 }
 
+/** Characters that JSON writes as themselves and UTF-8 as one byte each. */
+const PLAIN_ASCII = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
+/** Bytes of `value` as a JSON string, quotes included. */
+function jsonStringBytes(value: string): number {
+  return PLAIN_ASCII.test(value)
+    ? value.length + 2
+    : Buffer.byteLength(JSON.stringify(value), "utf8");
+}
+
+/** Exactly `Buffer.byteLength(JSON.stringify(subscriberJson(record)))`, without building it:
+ *  this runs once per record. */
 export function defaultSubscriberBytes(record: DeliveryRecord): number {
-  return Buffer.byteLength(JSON.stringify(subscriberJson(record)), "utf8");
+  const { email, userId } = record;
+  if (email === undefined) return userId === undefined ? 2 : jsonStringBytes(userId) + 11; // {"userId":…}
+  if (userId === undefined) return jsonStringBytes(email) + 10; // {"email":…}
+  return jsonStringBytes(email) + jsonStringBytes(userId) + 20; // {"email":…,"userId":…}
 }
 
 /**

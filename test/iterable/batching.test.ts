@@ -1,6 +1,11 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type BatchItem, batchRecords, subscriberJson } from "../../src/iterable/batching.js";
+import {
+  type BatchItem,
+  batchRecords,
+  defaultSubscriberBytes,
+  subscriberJson,
+} from "../../src/iterable/batching.js";
 import type { DeliveryRecord } from "../../src/iterable/types.js";
 
 async function collect(it: AsyncIterable<BatchItem>): Promise<BatchItem[]> {
@@ -104,6 +109,39 @@ describe("batchRecords", () => {
           expect(keys).toEqual(input.map((r) => r.key));
         },
       ),
+    );
+  });
+
+  it("sizes a subscriber exactly as its JSON in UTF-8, escapes and astral characters included", () => {
+    const text = fc.oneof(
+      fc.string({ unit: "binary" }),
+      fc.string({ unit: "grapheme" }),
+      fc.constantFrom(
+        "",
+        'a"b',
+        "\\",
+        "\u007f",
+        "\u0000",
+        "\u2028",
+        "\ud800",
+        "\t",
+        "é",
+        "plain@x.io",
+      ),
+    );
+    fc.assert(
+      fc.property(
+        fc.option(text, { nil: undefined }),
+        fc.option(text, { nil: undefined }),
+        (email, userId) => {
+          const record: DeliveryRecord = { key: "k" };
+          if (email !== undefined) record.email = email;
+          if (userId !== undefined) record.userId = userId;
+          const exact = Buffer.byteLength(JSON.stringify(subscriberJson(record)), "utf8");
+          expect(defaultSubscriberBytes(record)).toBe(exact);
+        },
+      ),
+      { numRuns: 2000 },
     );
   });
 });
