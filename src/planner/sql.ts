@@ -136,14 +136,29 @@ export function identitySql(d: Dialect, projectType: ProjectType, e: string, u: 
 }
 
 /**
- * `d.trimLower(x)`, with a fast path on DuckDB: its trim() over the 25-character JS whitespace
- * set costs several times the rest of the rows statement. A value that starts and ends with a
- * printable, non-space ASCII character has nothing to trim (every character of the set is a
- * control character, a space or non-ASCII), so it only needs the same lower().
+ * `d.trimLower(x)`, with a fast path: DuckDB's trim() over the 25-character JS whitespace set,
+ * and PostgreSQL's btrim() + lower() (ICU), cost several times the rest of the rows statement.
+ * A value that starts and ends with a printable, non-space ASCII character has nothing to trim
+ * (every character of the set is a control character, a space or non-ASCII), so it only needs
+ * lower(). DuckDB's lower() is the one of the slow path; on PostgreSQL the fast path also wants an
+ * all-ASCII value (octet_length = char_length, so that the last byte is the last character) and
+ * lowers it in the "C" collation, which maps A-Z only: what toLowerCase() does to ASCII.
+ * ord() and x[-1] (code points) are several times cheaper on DuckDB than ascii() and right().
  */
 export function trimLowerFast(d: Dialect, x: string): string {
-  if (d.name !== "duckdb") return d.trimLower(x);
-  return `case when ascii(${x}) between 33 and 126 and ascii(right(${x}, 1)) between 33 and 126 then lower(${x}) else ${d.trimLower(x)} end`;
+  if (d.name === "duckdb") {
+    return `case when ord(${x}) between 33 and 126 and ord(${x}[-1]) between 33 and 126 then lower(${x}) else ${d.trimLower(x)} end`;
+  }
+  if (d.name === "postgres") {
+    const slow = d.trimLower(x);
+    // Both branches of a CASE must carry the same explicit collation: the slow one may be ICU's.
+    const icu = slow.includes('"und-x-icu"') ? ' collate "und-x-icu"' : "";
+    return (
+      `case when octet_length(${x}) = char_length(${x}) and ascii(${x}) between 33 and 126 ` +
+      `and ascii(substr(${x}, octet_length(${x}))) between 33 and 126 then lower(${x} collate "C")${icu} else ${slow} end`
+    );
+  }
+  return d.trimLower(x);
 }
 
 // ---------------------------------------------------------------- statements of one plan

@@ -1,7 +1,7 @@
 /**
- * The DuckDB fast path of email normalisation (trimLowerFast) returns exactly what the dialect's
- * trimLower returns, for random and adversarial strings: whitespace of every kind at either end,
- * non-ASCII first or last characters, control characters, empty strings and NULL.
+ * The fast path of email normalisation (trimLowerFast, DuckDB and PostgreSQL) returns exactly what
+ * the dialect's trimLower returns, for random and adversarial strings: whitespace of every kind at
+ * either end, non-ASCII first or last characters, control characters, empty strings and NULL.
  */
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -9,6 +9,8 @@ import { trimLowerFast } from "../../src/planner/sql.js";
 import { JS_WHITESPACE } from "../../src/sources/dialects.js";
 import { openDuckDb } from "../../src/sources/duckdb.js";
 import type { Source } from "../../src/sources/source.js";
+import { postgresAvailable } from "../support/services.js";
+import { createWarehouse, type TestWarehouse } from "../support/sources.js";
 
 const edge = fc.oneof(
   fc.constantFrom(...JS_WHITESPACE.map((c) => String.fromCodePoint(c))),
@@ -21,6 +23,56 @@ const value = fc.oneof(
   fc.tuple(edge, fc.string({ unit: "grapheme", maxLength: 8 }), edge).map((p) => p.join("")),
   fc.string({ unit: "binary", maxLength: 6 }),
 );
+
+const hasPg = await postgresAvailable();
+
+async function agrees(
+  source: Source,
+  schema: string,
+  table: string,
+  clean: (v: string | null) => string | null = (v) => v,
+): Promise<void> {
+  const d = source.dialect;
+  const t = d.table(schema, table);
+  await fc.assert(
+    fc.asyncProperty(fc.array(value, { minLength: 1, maxLength: 50 }), async (raw) => {
+      const values = raw.map(clean);
+      await source.exec(`delete from ${t}`);
+      await source.insertRows(schema, table, ["id", "v"], [values.map((v, i) => [i, v])]);
+      const rows = await source.query(
+        `select id, ${trimLowerFast(d, "v")} as fast, ${d.trimLower("v")} as slow from ${t} order by id`,
+      );
+      expect(rows).toHaveLength(values.length);
+      for (const r of rows) {
+        expect(r.fast, `value ${JSON.stringify(values[Number(r.id)])}`).toBe(r.slow);
+      }
+    }),
+    { numRuns: 100 },
+  );
+}
+
+describe.skipIf(!hasPg)("trimLowerFast on postgres", () => {
+  let w: TestWarehouse;
+  let source: Source;
+  beforeAll(async () => {
+    w = await createWarehouse("postgres");
+    source = await w.open();
+    await source.exec(`create table ${source.dialect.table(w.dataSchema, "t")} (id int, v text)`);
+  });
+  afterAll(async () => {
+    await source?.close();
+    await w?.cleanup();
+  });
+
+  it("agrees with trimLower", async () => {
+    // PostgreSQL text holds no NUL character
+    await agrees(source, w.dataSchema, "t", (v) => (v === null ? v : v.replaceAll("\0", "")));
+  });
+
+  it("takes the fast path only for all-ASCII values with nothing to trim", () => {
+    expect(trimLowerFast(source.dialect, "v")).toContain("octet_length(v) = char_length(v)");
+  });
+});
 
 describe("trimLowerFast on duckdb", () => {
   let source: Source;
