@@ -4,10 +4,12 @@ type Settled<R> = { id: number; ok: true; value: R } | { id: number; ok: false; 
 
 /**
  * Runs `fn` on each item of `source` with at most `limit` running at once and yields results as
- * they complete. Reads the next item only when a slot is free, so a slow consumer slows the
- * reading of the source instead of growing a buffer. The first rejection stops everything: the
- * others are aborted through their signal and awaited, then the error is thrown. Stopping the
- * iteration early (break) aborts and awaits the running ones too.
+ * they complete. Reads one item ahead of the free slots, never more, so a slow consumer slows the
+ * reading of the source instead of growing a buffer; the item read ahead is prepared while every
+ * slot is busy, and a freed slot is refilled before its result is handed over, so that the
+ * consumer's work on a result overlaps with requests in flight. The first rejection stops
+ * everything: the others are aborted through their signal and awaited, then the error is thrown.
+ * Stopping the iteration early (break) aborts and awaits the running ones too.
  */
 export async function* mapWindow<T, R>(
   source: AsyncIterable<T>,
@@ -23,27 +25,39 @@ export async function* mapWindow<T, R>(
   const running = new Map<number, Promise<Settled<R>>>();
   let nextId = 0;
   let exhausted = false;
-  try {
-    for (;;) {
-      while (!exhausted && running.size < Math.max(1, limit)) {
-        const next = await it.next();
-        if (next.done) {
-          exhausted = true;
-          break;
-        }
-        const id = nextId++;
-        running.set(
-          id,
-          fn(next.value, ctrl.signal).then(
-            (value): Settled<R> => ({ id, ok: true, value }),
-            (error: unknown): Settled<R> => ({ id, ok: false, error }),
-          ),
-        );
+  // the item read ahead; its rejection is seen when it is awaited
+  let ahead: Promise<IteratorResult<T>> | null = null;
+  const max = Math.max(1, limit);
+  const fill = async () => {
+    while (!exhausted && running.size < max) {
+      const next = await (ahead ?? it.next());
+      ahead = null;
+      if (next.done) {
+        exhausted = true;
+        break;
       }
+      const id = nextId++;
+      running.set(
+        id,
+        fn(next.value, ctrl.signal).then(
+          (value): Settled<R> => ({ id, ok: true, value }),
+          (error: unknown): Settled<R> => ({ id, ok: false, error }),
+        ),
+      );
+    }
+    if (!exhausted && ahead === null) {
+      ahead = it.next();
+      ahead.catch(() => undefined);
+    }
+  };
+  try {
+    await fill();
+    for (;;) {
       if (running.size === 0) return;
       const settled = await Promise.race(running.values());
       running.delete(settled.id);
       if (!settled.ok) throw settled.error;
+      await fill();
       yield settled.value;
     }
   } finally {

@@ -409,29 +409,39 @@ class DuckDbSource extends ConnectionExecutor implements Source {
       }
       const names = result.columnNames();
       let batch: T[] = [];
-      for (;;) {
-        let chunk: Awaited<ReturnType<typeof result.fetchChunk>>;
-        try {
-          chunk = await result.fetchChunk();
-        } catch (error) {
-          throw wrap(error);
-        }
-        if (!chunk || chunk.rowCount === 0) break;
-        const columns: unknown[][] = [];
-        for (let c = 0; c < names.length; c++) {
-          columns.push(
-            readVarcharColumn(chunk.getColumnVector(c), chunk.rowCount) ??
-              chunk.getColumnValues(c).map(plainFromDuckDb),
-          );
-        }
-        const rows = rowObjects<T>(names, columns);
-        for (const row of rows) {
-          batch.push(row);
-          if (batch.length >= batchSize) {
-            yield batch;
-            batch = [];
+      let fetching = result.fetchChunk();
+      try {
+        for (;;) {
+          let chunk: Awaited<typeof fetching>;
+          try {
+            chunk = await fetching;
+          } catch (error) {
+            throw wrap(error);
+          }
+          if (!chunk || chunk.rowCount === 0) break;
+          // DuckDB produces the next chunk on its own threads while this one is converted; a
+          // fetched chunk stays valid after the next fetch.
+          fetching = result.fetchChunk();
+          fetching.catch(() => undefined);
+          const columns: unknown[][] = [];
+          for (let c = 0; c < names.length; c++) {
+            columns.push(
+              readVarcharColumn(chunk.getColumnVector(c), chunk.rowCount) ??
+                chunk.getColumnValues(c).map(plainFromDuckDb),
+            );
+          }
+          const rows = rowObjects<T>(names, columns);
+          for (const row of rows) {
+            batch.push(row);
+            if (batch.length >= batchSize) {
+              yield batch;
+              batch = [];
+            }
           }
         }
+      } finally {
+        // The connection must not close under a fetch still running.
+        await fetching.catch(() => undefined);
       }
       if (batch.length > 0) yield batch;
     } finally {

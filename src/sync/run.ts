@@ -551,7 +551,7 @@ async function deliver(op: Operation, ctx: DeliverCtx): Promise<void> {
   const batches = planRecords(source, plan, op)[Symbol.asyncIterator]();
   let batch: PlanRecord[] = [];
   let at = 0;
-  const nextRecord = async (): Promise<IteratorResult<DeliveryRecord>> => {
+  const readRecord = async (): Promise<IteratorResult<DeliveryRecord>> => {
     for (;;) {
       while (at < batch.length) {
         const rec = batch[at++] as PlanRecord;
@@ -574,6 +574,20 @@ async function deliver(op: Operation, ctx: DeliverCtx): Promise<void> {
       if (next.done) return { done: true, value: undefined };
       batch = next.value;
       at = 0;
+    }
+  };
+  // A consumer whose next() throws does not call return(): the warehouse stream (a cursor, a
+  // connection) is closed here instead, as a for-await loop would.
+  const nextRecord = async (): Promise<IteratorResult<DeliveryRecord>> => {
+    try {
+      return await readRecord();
+    } catch (err) {
+      try {
+        await batches.return?.(undefined);
+      } catch {
+        // closing must not hide why reading stopped
+      }
+      throw err;
     }
   };
   const records: AsyncIterableIterator<DeliveryRecord> = {
