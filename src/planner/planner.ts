@@ -1,5 +1,6 @@
 /**
- * Runs the mirror diff inside the source: materialise the model, merge duplicates, diff against
+ * Runs the mirror diff inside the source: materialise the model, merge duplicates (only when an
+ * identity repeats: otherwise the rows are the members, see sql.ts), diff against
  * the committed snapshot, and later build the next snapshot from confirmed outcomes. Only the
  * plan's records, invalid rows and duplicate losers ever leave the warehouse, streamed in batches.
  */
@@ -13,13 +14,17 @@ import {
   buildPlanSql,
   buildRowsSql,
   buildSnapshotSql,
-  countsSql,
   dropSharedEmailSql,
   duplicateRowsSql,
   identityIndex,
   invalidRowsSql,
+  keepSharedEmailLosersSql,
+  memberCountsSql,
+  membersFromUniqueRowsSql,
   type PlanTables,
+  planCountsSql,
   planRecordsSql,
+  rowStatsSql,
   sharedEmailCountSql,
   workSetupSql,
   workTable,
@@ -131,6 +136,9 @@ export async function preparePlan(input: PlanInput): Promise<Plan> {
   const schema = source.stateSchema;
   const cols = await resolveColumns(source, syncName, input.modelSql, input.identifiers);
   const tables = planTables(syncName, runId, input.baseline);
+  const hybrid = input.projectType === "hybrid";
+  let stats: Record<string, unknown> | undefined;
+  let memberCounts: { member_count: number; multi_count: number } | null = null;
   let sharedEmail = 0;
   try {
     await run(
@@ -143,16 +151,36 @@ export async function preparePlan(input: PlanInput): Promise<Plan> {
           emailColumn: cols.email,
           userIdColumn: cols.userId,
         }),
-        ...(input.projectType === "hybrid" && d.name === "mysql"
-          ? emailIndex(source, tables.rows)
-          : []),
-        ...buildMembersSql(d, schema, tables, input.projectType),
+        ...(hybrid && d.name === "mysql" ? emailIndex(source, tables.rows) : []),
       ],
       input.signal,
     );
-    if (input.projectType === "hybrid") {
+    [stats] = await source.query(rowStatsSql(d, schema, tables, input.projectType));
+    const valid = n(stats?.valid_count);
+    // Emails shared by valid rows are the only way to a hybrid merge or a shared email.
+    const emailsShared = hybrid && n(stats?.email_count) > n(stats?.distinct_email_count);
+    const unique = valid === n(stats?.identity_count);
+    if (unique) {
+      await run(
+        source,
+        membersFromUniqueRowsSql(d, schema, tables, {
+          invalid: n(stats?.row_count) > valid,
+          mergeEmails: emailsShared,
+        }),
+        input.signal,
+      );
+      // Every valid row is a member, unless a hybrid merge removed some.
+      if (!emailsShared) memberCounts = { member_count: valid, multi_count: 0 };
+    } else {
+      await run(source, buildMembersSql(d, schema, tables, input.projectType), input.signal);
+    }
+    if (hybrid && (emailsShared || !unique)) {
       sharedEmail = n((await source.query(sharedEmailCountSql(d, schema, tables)))[0]?.n);
-      if (sharedEmail > 0) await source.exec(dropSharedEmailSql(d, schema, tables));
+      if (sharedEmail > 0) {
+        // The renamed rows table is gone: keep the losers' rows for the duplicate-rows stream.
+        if (unique) await source.exec(keepSharedEmailLosersSql(d, schema, tables));
+        await source.exec(dropSharedEmailSql(d, schema, tables));
+      }
     }
     await run(
       source,
@@ -165,12 +193,16 @@ export async function preparePlan(input: PlanInput): Promise<Plan> {
     }
     throw err;
   }
-  const counts = countsSql(d, schema, tables);
-  const [r] = await source.query(counts.rows);
-  const planRows = await source.query(counts.plan);
-  const prevCount = counts.previous ? n((await source.query(counts.previous))[0]?.n) : 0;
+  if (!memberCounts) {
+    const [m] = await source.query(memberCountsSql(d, schema, tables));
+    memberCounts = { member_count: n(m?.member_count), multi_count: n(m?.multi_count) };
+  }
+  const planRows = await source.query(planCountsSql(d, schema, tables));
   // Only a member merged from several rows can have lost a conflict: skip the join otherwise.
-  const duplicateKinds = { conflicts: n(r?.multi_count) > 0, sharedEmail: sharedEmail > 0 };
+  const duplicateKinds = {
+    conflicts: memberCounts.multi_count > 0,
+    sharedEmail: sharedEmail > 0,
+  };
   const dupSql = duplicateRowsSql(d, schema, tables, duplicateKinds);
   const dupRows = dupSql
     ? await source.query(`select count(*) as n from (${dupSql}) x`)
@@ -187,13 +219,14 @@ export async function preparePlan(input: PlanInput): Promise<Plan> {
     } else if (n(row.send) === 1) unsub += c;
     else skipped += c;
   }
-  const members = n(r?.member_count);
+  const members = memberCounts.member_count;
+  const rowsRead = n(stats?.row_count);
   return {
     syncName,
     runId,
     tables,
-    rowsRead: n(r?.row_count),
-    invalidRows: n(r?.invalid_count),
+    rowsRead,
+    invalidRows: rowsRead - n(stats?.valid_count),
     members,
     duplicateRows: n(dupRows[0]?.n),
     duplicateKinds,
@@ -201,7 +234,9 @@ export async function preparePlan(input: PlanInput): Promise<Plan> {
     unsubscribe: unsub,
     skippedUnsubscribe: skipped,
     unchanged: members - added - changed,
-    previousMembers: prevCount,
+    // Every snapshot row either matched a member (all members but the added ones) or is
+    // unsubscribed (sent or not): no need to count the snapshot.
+    previousMembers: input.baseline === null ? 0 : members - added + unsub + skipped,
     firstRun: input.baseline === null,
   };
 }

@@ -4,6 +4,10 @@
  * One run goes through these tables, all in the state schema:
  *   rows     every model row, identifiers normalised, identity computed (NULL: no valid identity)
  *   members  one row per identity (duplicates merged; the smallest values win a conflict)
+ *            When no identity repeats (the common case, checked by one count), grouping would
+ *            change nothing: the rows table is renamed to members instead (no grouping, no copy),
+ *            and a new rows table keeps only the rows the streams still need: invalid rows and
+ *            losers of a shared email.
  *   plan     what to send: subscribes (added/changed members) and unsubscribes (removed members,
  *            identifiers taken from the snapshot), with `send = 0` for an unsubscribe superseded
  *            by a subscribe of the same person in this run
@@ -99,6 +103,24 @@ function createTable(d: Dialect, table: string, columns: [string, string][]): st
   return `create table ${table} (${cols})${tableOptions(d)}`;
 }
 
+/** Renames a table within the schema (a catalog change: nothing is copied). */
+function renameTable(d: Dialect, schema: string, from: string, to: string): string {
+  if (d.name === "mysql") {
+    return `rename table ${d.table(schema, from)} to ${d.table(schema, to)}`;
+  }
+  return `alter table ${workTable(d, schema, from)} rename to ${d.quoteIdent(to)}`;
+}
+
+/** Columns of rows and members: a row is a member of one row until grouped. */
+function memberColumns(d: Dialect): [string, string][] {
+  return [
+    ["identity", keyType(d)],
+    ["email", keyType(d)],
+    ["user_id", keyType(d)],
+    ["row_count", intType(d)],
+  ];
+}
+
 /** An index on `identity`: MySQL/MariaDB join by nested loops without one; DuckDB needs none. */
 export function identityIndex(d: Dialect, schema: string, table: string): string[] {
   if (d.name === "duckdb") return [];
@@ -175,14 +197,73 @@ export function buildRowsSql(d: Dialect, schema: string, t: PlanTables, spec: Ro
   const rows = workTable(d, schema, t.rows);
   return [
     d.dropTable(rows),
-    createTable(d, rows, [
-      ["identity", keyType(d)],
-      ["email", keyType(d)],
-      ["user_id", keyType(d)],
-    ]),
-    `insert into ${rows} (identity, email, user_id) ` +
-      `select ${identitySql(d, spec.projectType, "n.e", "n.u")}, ${cut("n.e")}, ${cut("n.u")} ` +
+    createTable(d, rows, memberColumns(d)),
+    `insert into ${rows} (identity, email, user_id, row_count) ` +
+      `select ${identitySql(d, spec.projectType, "n.e", "n.u")}, ${cut("n.e")}, ${cut("n.u")}, 1 ` +
       `from (select ${emailExpr} as e, ${userExpr} as u from (\n${spec.modelSql}\n) m) n`,
+  ];
+}
+
+/**
+ * What decides how members are built: rows, valid rows, distinct identities, and (hybrid) whether
+ * two valid rows share an email (a merge or a shared email may follow; neither can otherwise).
+ */
+export function rowStatsSql(
+  d: Dialect,
+  schema: string,
+  t: PlanTables,
+  projectType: ProjectType,
+): string {
+  const emails =
+    projectType === "hybrid"
+      ? ", count(case when identity is not null then email end) as email_count, " +
+        "count(distinct case when identity is not null then email end) as distinct_email_count"
+      : "";
+  return (
+    `select count(*) as row_count, count(identity) as valid_count, ` +
+    `count(distinct identity) as identity_count${emails} from ${workTable(d, schema, t.rows)}`
+  );
+}
+
+/**
+ * Members when no identity repeats (rowStatsSql: valid rows = distinct identities): every valid
+ * row is its own member with the values it has, which is what grouping would give. The rows table
+ * becomes the members table; a new rows table holds the invalid rows, moved out of members.
+ * Hybrid, when two valid rows share an email (`mergeEmails`): an email-only member whose email a
+ * userId member carries merges into it, as in buildMembersSql (with one row per identity, the
+ * userId rows' emails are the userId members' emails).
+ */
+export function membersFromUniqueRowsSql(
+  d: Dialect,
+  schema: string,
+  t: PlanTables,
+  opts: { invalid: boolean; mergeEmails: boolean },
+): string[] {
+  const rows = workTable(d, schema, t.rows);
+  const members = workTable(d, schema, t.members);
+  const cols = "identity, email, user_id, row_count";
+  const stmts = [
+    d.dropTable(members),
+    renameTable(d, schema, t.rows, t.members),
+    createTable(d, rows, memberColumns(d)),
+  ];
+  if (opts.invalid) {
+    stmts.push(
+      `insert into ${rows} (${cols}) select ${cols} from ${members} where identity is null`,
+      `delete from ${members} where identity is null`,
+    );
+  }
+  if (opts.mergeEmails) {
+    // The derived table z is materialised first, which MySQL needs to delete from the table it reads.
+    stmts.push(
+      `delete from ${members} where identity like 'e:%' and email in ` +
+        `(select email from (select email from ${members} where identity like 'u:%' and email is not null) z)`,
+    );
+  }
+  return [
+    ...stmts,
+    ...(d.name === "mysql" ? identityIndex(d, schema, t.members) : []),
+    ...analyzeSql(d, members),
   ];
 }
 
@@ -210,12 +291,7 @@ export function buildMembersSql(
       : group("r.identity is not null");
   return [
     d.dropTable(members),
-    createTable(d, members, [
-      ["identity", keyType(d)],
-      ["email", keyType(d)],
-      ["user_id", keyType(d)],
-      ["row_count", intType(d)],
-    ]),
+    createTable(d, members, memberColumns(d)),
     `insert into ${members} (identity, email, user_id, row_count) ${select}`,
     // PostgreSQL hashes every join on members; an index there cost more to build than it saved.
     ...(d.name === "mysql" ? identityIndex(d, schema, t.members) : []),
@@ -236,13 +312,29 @@ export function sharedEmailCountSql(d: Dialect, schema: string, t: PlanTables): 
   );
 }
 
-export function dropSharedEmailSql(d: Dialect, schema: string, t: PlanTables): string {
-  const members = workTable(d, schema, t.members);
+/** The userId members that lose a shared email: all but the smallest identity per email. */
+function sharedEmailLosers(members: string): string {
   // The derived table z is materialised first, which MySQL needs to delete from the table it reads.
   return (
-    `delete from ${members} where identity in (select identity from (select identity, ` +
+    `select identity from (select identity, ` +
     `row_number() over (partition by email order by identity) as rn from ${members} ` +
-    `where identity like 'u:%' and email is not null) z where z.rn > 1)`
+    `where identity like 'u:%' and email is not null) z where z.rn > 1`
+  );
+}
+
+export function dropSharedEmailSql(d: Dialect, schema: string, t: PlanTables): string {
+  const members = workTable(d, schema, t.members);
+  return `delete from ${members} where identity in (${sharedEmailLosers(members)})`;
+}
+
+/** Before dropSharedEmailSql, when the rows table was renamed to members (membersFromUniqueRowsSql):
+ *  the losers' rows, for the duplicate-rows stream. */
+export function keepSharedEmailLosersSql(d: Dialect, schema: string, t: PlanTables): string {
+  const members = workTable(d, schema, t.members);
+  const cols = "identity, email, user_id, row_count";
+  return (
+    `insert into ${workTable(d, schema, t.rows)} (${cols}) select ${cols} from ${members} ` +
+    `where identity in (${sharedEmailLosers(members)})`
   );
 }
 
@@ -330,24 +422,18 @@ export function buildPlanSql(
   return stmts;
 }
 
-/** Counts for the report: rows, distinct members, invalid rows, and the plan by op/kind. */
-export function countsSql(
-  d: Dialect,
-  schema: string,
-  t: PlanTables,
-): { rows: string; plan: string; previous: string | null } {
-  const rows = workTable(d, schema, t.rows);
-  const members = workTable(d, schema, t.members);
-  const plan = workTable(d, schema, t.plan);
-  return {
-    rows:
-      `select (select count(*) from ${rows}) as row_count, ` +
-      `(select count(*) from ${rows} where identity is null) as invalid_count, ` +
-      `(select count(*) from ${members}) as member_count, ` +
-      `(select count(*) from ${members} where row_count > 1) as multi_count`,
-    plan: `select op, kind, send, count(*) as n from ${plan} group by op, kind, send`,
-    previous: t.previous ? `select count(*) as n from ${d.table(schema, t.previous)}` : null,
-  };
+/** Counts for the report: distinct members and those merged from several rows (rows and invalid
+ *  rows come from rowStatsSql; the previous snapshot's size follows from the plan). */
+export function memberCountsSql(d: Dialect, schema: string, t: PlanTables): string {
+  return (
+    `select count(*) as member_count, count(case when row_count > 1 then 1 end) as multi_count ` +
+    `from ${workTable(d, schema, t.members)}`
+  );
+}
+
+/** The plan by op/kind/send, for the report. */
+export function planCountsSql(d: Dialect, schema: string, t: PlanTables): string {
+  return `select op, kind, send, count(*) as n from ${workTable(d, schema, t.plan)} group by op, kind, send`;
 }
 
 /** Rows without a usable identity, for validation messages and the report. */
