@@ -205,8 +205,21 @@ export function buildRowsSql(d: Dialect, schema: string, t: PlanTables, spec: Ro
 }
 
 /**
- * What decides how members are built: rows, valid rows, distinct identities, and (hybrid) whether
- * two valid rows share an email (a merge or a shared email may follow; neither can otherwise).
+ * A 64-bit hash of a text, for counting distinct values cheaply: as many distinct hashes as values
+ * proves the values distinct; a collision only sends the plan down the slower, general path.
+ * MySQL has no 64-bit text hash: the text itself.
+ */
+function distinctKey(d: Dialect, x: string): string {
+  // DuckDB hashes NULL too: it must stay NULL, which count() skips.
+  if (d.name === "duckdb") return `case when ${x} is not null then hash(${x}) end`;
+  if (d.name === "postgres") return `hashtextextended(${x}, 0)`;
+  return x;
+}
+
+/**
+ * What decides how members are built: rows, valid rows, distinct identities (a lower bound: see
+ * distinctKey), and (hybrid) whether two valid rows may share an email (only then can a merge or
+ * a shared email follow).
  */
 export function rowStatsSql(
   d: Dialect,
@@ -217,11 +230,11 @@ export function rowStatsSql(
   const emails =
     projectType === "hybrid"
       ? ", count(case when identity is not null then email end) as email_count, " +
-        "count(distinct case when identity is not null then email end) as distinct_email_count"
+        `count(distinct case when identity is not null then ${distinctKey(d, "email")} end) as distinct_email_count`
       : "";
   return (
     `select count(*) as row_count, count(identity) as valid_count, ` +
-    `count(distinct identity) as identity_count${emails} from ${workTable(d, schema, t.rows)}`
+    `count(distinct ${distinctKey(d, "identity")}) as identity_count${emails} from ${workTable(d, schema, t.rows)}`
   );
 }
 

@@ -5,6 +5,8 @@ import {
   buildSnapshot,
   createOutcomesTable,
   dropWorkTables,
+  duplicateRows,
+  invalidRows,
   type Plan,
   type PlanRecord,
   planRecords,
@@ -303,6 +305,74 @@ describe.each(dialects)("planner on %s", (dialect) => {
     expect(subs.find((s) => s.identity === "u:dup")?.email).toBe("t@example.com");
     expect(plan.duplicateRows).toBe(1);
     expect(plan.invalidRows).toBe(1);
+  });
+
+  it("hybrid: rows without a repeated identity plan as rows with one (merge, shared email, invalid rows)", async () => {
+    const rows: (string | null)[][] = [
+      ["m@example.com", "m1"],
+      ["m@example.com", null], // email-only, merges into u:m1
+      ["s@example.com", "s2"],
+      ["s@example.com", "s1"], // shares the email with s2: s1 is kept, s2 is a duplicate
+      ["e@example.com", null],
+      [null, null], // invalid
+      [" ", "x".repeat(53)], // invalid
+    ];
+    // The same rows, plus a repeat of one identity: planned through grouping.
+    await writeTable(source, w.dataSchema, "hu", ["email", "uid"], rows);
+    await writeTable(
+      source,
+      w.dataSchema,
+      "hr",
+      ["email", "uid"],
+      [...rows, ["e@example.com", ""]],
+    );
+    const outcome = async (sync: string, table: string) => {
+      const { plan, subs } = await cycle(sync, "hybrid", table, { email: "email", userId: "uid" });
+      const invalid: string[] = [];
+      const dups: string[] = [];
+      // the work tables are dropped after a cycle: plan again for the streams
+      runId++;
+      const again = await preparePlan({
+        source,
+        syncName: `${sync}x`,
+        projectType: "hybrid",
+        modelSql: model(table),
+        identifiers: { email: "email", userId: "uid" },
+        runId,
+        baseline: null,
+      });
+      for await (const b of invalidRows(source, again)) {
+        invalid.push(...b.map((r) => `${r.email}|${r.userId}`));
+      }
+      for await (const b of duplicateRows(source, again)) {
+        dups.push(...b.map((r) => `${r.identity}|${r.email}|${r.keptUserId}`));
+      }
+      await dropWorkTables(source, again);
+      return {
+        plan,
+        subs: subs.map((r) => `${r.identity}|${r.email}|${r.userId}`),
+        invalid: invalid.sort(),
+        dups: dups.sort(),
+      };
+    };
+    const unique = await outcome("hu", "hu");
+    const repeated = await outcome("hr", "hr");
+    expect(unique.subs).toEqual([
+      "e:e@example.com|e@example.com|null",
+      "u:m1|m@example.com|m1",
+      "u:s1|s@example.com|s1",
+    ]);
+    expect(unique.invalid).toEqual(["null|null", `null|${"x".repeat(53)}`]);
+    expect(unique.dups).toEqual(["u:s2|s@example.com|s1"]);
+    expect(unique.plan.rowsRead).toBe(7);
+    expect(unique.plan.invalidRows).toBe(2);
+    expect(unique.plan.members).toBe(3);
+    expect(unique.plan.duplicateRows).toBe(1);
+    expect(repeated.subs).toEqual(unique.subs);
+    expect(repeated.invalid).toEqual(unique.invalid);
+    expect(repeated.dups).toEqual(unique.dups);
+    expect(repeated.plan.members).toBe(3);
+    expect(repeated.plan.duplicateRows).toBe(1);
   });
 
   it("userId project: ids are case-sensitive and not trimmed", async () => {
