@@ -361,6 +361,51 @@ function appendCell(appender: DuckDBAppender, value: unknown, type: DuckDBType):
   }
 }
 
+/** Below this many rows a constant column is not worth a temporary table. */
+const CONSTANT_COLUMNS_MIN_ROWS = 1000;
+
+/**
+ * For each column, the SQL literal of the one value every row holds in it, or null where values
+ * differ. The appender costs one native call per cell, so a column holding one value throughout
+ * (an outcome's op, status and empty error of a clean run) is cheaper written once by the INSERT.
+ * Only values whose literal means exactly what the appender would write are taken: null, text
+ * without NUL, and safe integers going into integer columns. Null when no column qualifies.
+ */
+function constantColumns(
+  batches: readonly unknown[][][],
+  columnTypes: (string | undefined)[],
+): (string | null)[] | null {
+  let rows = 0;
+  for (const batch of batches) rows += batch.length;
+  if (rows < CONSTANT_COLUMNS_MIN_ROWS) return null;
+  const first = batches.find((b) => b.length > 0)?.[0];
+  if (!first) return null;
+  const out: (string | null)[] = [];
+  let any = false;
+  for (let c = 0; c < columnTypes.length; c++) {
+    const value = first[c];
+    let literal: string | null = null;
+    if (value === null || value === undefined) literal = "NULL";
+    else if (typeof value === "string" && !value.includes("\u0000"))
+      literal = duckdbDialect.literal(value);
+    else if (
+      typeof value === "number" &&
+      Number.isSafeInteger(value) &&
+      /INT/i.test(columnTypes[c] ?? "")
+    )
+      literal = String(value);
+    if (literal !== null) {
+      const same = (v: unknown) =>
+        value === null || value === undefined ? v == null : v === value;
+      if (batches.every((b) => b.every((row) => row.length === columnTypes.length && same(row[c]))))
+        any = true;
+      else literal = null;
+    }
+    out.push(literal);
+  }
+  return any ? out : null;
+}
+
 class DuckDbSource extends ConnectionExecutor implements Source {
   private readonly mutex = new Mutex();
   private closed = false;
@@ -480,22 +525,32 @@ class DuckDbSource extends ConnectionExecutor implements Source {
       let count = 0;
       try {
         await conn.run("BEGIN TRANSACTION");
-        const tableCols = (
+        const described = (
           await conn.runAndReadAll(
-            "select column_name from duckdb_columns() where database_name = current_database() and schema_name = $1 and table_name = $2 order by column_index",
+            "select column_name, data_type from duckdb_columns() where database_name = current_database() and schema_name = $1 and table_name = $2 order by column_index",
             [schema, table],
           )
-        )
-          .getRows()
-          .map((r) => String(r[0]));
-        // The appender fills every column in table order; other column lists go through a
-        // temporary table of exactly those columns.
+        ).getRows();
+        const tableCols = described.map((r) => String(r[0]));
+        const typeOf = new Map(described.map((r) => [String(r[0]), String(r[1])]));
+        const constants = Array.isArray(rows)
+          ? constantColumns(
+              rows,
+              columns.map((c) => typeOf.get(c)),
+            )
+          : null;
+        // Which of `columns` are appended row by row; the others are written by the INSERT.
+        const appended = columns.flatMap((_, i) => (constants?.[i] == null ? [i] : []));
+        // The appender fills every column in table order; other column lists, and batches with
+        // constant columns, go through a temporary table of exactly the appended columns.
         const direct =
-          tableCols.length === columns.length && tableCols.every((c, i) => c === columns[i]);
+          appended.length === columns.length &&
+          tableCols.length === columns.length &&
+          tableCols.every((c, i) => c === columns[i]);
         let appendTable = table;
         if (!direct) {
           appendTable = `audience_sync_insert_${process.pid}_${Date.now()}`;
-          const cols = columns.map((c) => d.quoteIdent(c)).join(", ");
+          const cols = appended.map((i) => d.quoteIdent(columns[i] as string)).join(", ");
           await conn.run(
             `CREATE TEMP TABLE ${d.quoteIdent(appendTable)} AS SELECT ${cols} FROM ${target} LIMIT 0`,
           );
@@ -509,8 +564,8 @@ class DuckDbSource extends ConnectionExecutor implements Source {
           for await (const batch of rows) {
             checkBatchShape(batch, columns.length);
             for (const row of batch) {
-              for (let i = 0; i < row.length; i++)
-                appendCell(appender, row[i], types[i] as DuckDBType);
+              for (let a = 0; a < appended.length; a++)
+                appendCell(appender, row[appended[a] as number], types[a] as DuckDBType);
               appender.endRow();
             }
             count += batch.length;
@@ -521,8 +576,9 @@ class DuckDbSource extends ConnectionExecutor implements Source {
         }
         if (!direct) {
           const cols = columns.map((c) => d.quoteIdent(c)).join(", ");
+          const values = columns.map((c, i) => constants?.[i] ?? d.quoteIdent(c)).join(", ");
           await conn.run(
-            `INSERT INTO ${target} (${cols}) SELECT ${cols} FROM temp.${d.quoteIdent(appendTable)}`,
+            `INSERT INTO ${target} (${cols}) SELECT ${values} FROM temp.${d.quoteIdent(appendTable)}`,
           );
           await conn.run(`DROP TABLE temp.${d.quoteIdent(appendTable)}`);
         }
