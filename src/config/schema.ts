@@ -59,6 +59,17 @@ export const DuckDbSourceSchema = strict({
       "DuckDB database file; a relative path is read from the config file's directory. :memory: for an in-memory database.",
   }),
   stateSchema: StateSchema,
+  memoryLimit: z
+    .string()
+    .regex(
+      /^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$/i,
+      'must be a size like "1GB" or "512MiB"',
+    )
+    .optional()
+    .meta({
+      description:
+        "Most memory DuckDB's buffer pool may use inside the audience-sync process (DuckDB's memory_limit), e.g. 1GB; beyond it, work tables spill to <database>.tmp. Unset: 256MB. DuckDB's own default is 80% of the machine's RAM.",
+    }),
 });
 
 function serverSource<Type extends "postgres" | "mysql">(type: Type, schemes: readonly string[]) {

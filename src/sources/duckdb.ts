@@ -117,7 +117,16 @@ function readVarcharColumn(vector: DuckDBVector, count: number): (string | null)
 export interface DuckDbOptions {
   path: string;
   stateSchema: string;
+  /** DuckDB's memory_limit for the instance, e.g. "1GB"; DEFAULT_MEMORY_LIMIT when unset */
+  memoryLimit?: string | undefined;
 }
+
+/**
+ * DuckDB runs inside this process, and its buffer pool defaults to 80% of the machine's RAM: a
+ * first sync of a large audience would keep every work table in memory. Capped, DuckDB spills
+ * work tables to `<database>.tmp` instead.
+ */
+export const DEFAULT_MEMORY_LIMIT = "256MB";
 
 export interface OpenOptions {
   signal?: AbortSignal;
@@ -236,14 +245,18 @@ function isLockConflict(message: string): boolean {
   return /Could not set lock on file|Conflicting lock/i.test(message);
 }
 
-async function createInstance(file: string, opts: OpenOptions): Promise<DuckDBInstance> {
+async function createInstance(
+  file: string,
+  memoryLimit: string,
+  opts: OpenOptions,
+): Promise<DuckDBInstance> {
   const timeout = opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
   const started = Date.now();
   let delay = 50;
   for (;;) {
     if (opts.signal?.aborted) throw new CancelledError(`stopped while waiting for ${file}`);
     try {
-      return await DuckDBInstance.create(file);
+      return await DuckDBInstance.create(file, { memory_limit: memoryLimit });
     } catch (error) {
       const message = errorMessage(error);
       if (!isLockConflict(message)) {
@@ -269,14 +282,19 @@ async function createInstance(file: string, opts: OpenOptions): Promise<DuckDBIn
   }
 }
 
-async function acquire(file: string, opts: OpenOptions): Promise<SharedInstance> {
+/** Sources on one file share its instance, so the first one's memoryLimit holds for all. */
+async function acquire(
+  file: string,
+  memoryLimit: string,
+  opts: OpenOptions,
+): Promise<SharedInstance> {
   const inMemory = file === ":memory:";
   if (!inMemory) {
     const existing = openFiles.get(file);
     if (existing) {
       const shared = await existing;
       // refs 0: the last Source closed it while we waited; open it afresh.
-      if (shared.refs === 0) return await acquire(file, opts);
+      if (shared.refs === 0) return await acquire(file, memoryLimit, opts);
       shared.refs++;
       return shared;
     }
@@ -284,7 +302,7 @@ async function acquire(file: string, opts: OpenOptions): Promise<SharedInstance>
   const opening = (async () => {
     if (!inMemory) await mkdir(path.dirname(file), { recursive: true });
     return {
-      instance: await createInstance(file, opts),
+      instance: await createInstance(file, memoryLimit, opts),
       refs: 1,
       locks: new Set<string>(),
     };
@@ -654,7 +672,7 @@ class DuckDbSource extends ConnectionExecutor implements Source {
 export async function openDuckDb(config: DuckDbOptions, opts: OpenOptions = {}): Promise<Source> {
   // Relative paths are relative to the process's working directory, like the models' read_csv().
   const file = config.path === ":memory:" ? config.path : path.resolve(config.path);
-  const shared = await acquire(file, opts);
+  const shared = await acquire(file, config.memoryLimit?.trim() || DEFAULT_MEMORY_LIMIT, opts);
   try {
     const conn = await shared.instance.connect();
     return new DuckDbSource(conn, shared, file, config.stateSchema);
