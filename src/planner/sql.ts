@@ -203,12 +203,15 @@ export function buildRowsSql(d: Dialect, schema: string, t: PlanTables, spec: Ro
   const userExpr = spec.userIdColumn ? `nullif(${d.castText(q(spec.userIdColumn))}, '')` : "null";
   const cut = (x: string) => (d.name === "mysql" ? `left(${x}, ${STORED_CHARS})` : x);
   const rows = workTable(d, schema, t.rows);
+  // PostgreSQL inlines the subquery n and would normalise each email once per use of n.e (four
+  // times); OFFSET 0 keeps it a subquery whose columns are computed once per row.
+  const fence = d.name === "postgres" ? " offset 0" : "";
   return [
     d.dropTable(rows),
     createWorkTable(d, rows, memberColumns(d)),
     `insert into ${rows} (identity, email, user_id, row_count) ` +
       `select ${identitySql(d, spec.projectType, "n.e", "n.u")}, ${cut("n.e")}, ${cut("n.u")}, 1 ` +
-      `from (select ${emailExpr} as e, ${userExpr} as u from (\n${spec.modelSql}\n) m) n`,
+      `from (select ${emailExpr} as e, ${userExpr} as u from (\n${spec.modelSql}\n) m${fence}) n`,
   ];
 }
 
