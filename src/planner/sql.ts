@@ -18,7 +18,8 @@
  * to the instance (`workTable`), not in the database file: they are rebuilt by every run and never
  * outlive it, and writing them to the file (compression, checkpoint) cost several times the diff
  * itself. DuckDB spills them to its temp directory past `memory_limit`; every connection of the
- * instance (streams included) sees them. Outcomes and snapshots stay in the state schema.
+ * instance (streams included) sees them. On PostgreSQL they are unlogged tables (no WAL: they never
+ * outlive the run). Outcomes and snapshots stay in the state schema.
  */
 import type { ProjectType } from "../iterable/wire.js";
 import type { Dialect } from "../sources/source.js";
