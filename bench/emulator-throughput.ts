@@ -8,6 +8,7 @@
  *   npx tsx bench/emulator-throughput.ts [--batches 300] [--concurrency 8] [--project-type hybrid]
  *     [--profile DIR]
  */
+
 import { type ChildProcess, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -15,6 +16,7 @@ import { parseArgs } from "node:util";
 import { Pool } from "undici";
 import { startEmulator } from "../src/emulator/index.js";
 import { PROJECT_TYPES, type ProjectType } from "../src/iterable/wire.js";
+import { postBodies } from "./lib/loader.js";
 
 const KEY = "bench-key-0123456789";
 const BATCH = 1000;
@@ -83,24 +85,9 @@ async function main(): Promise<void> {
       const bodies = subscriberJson.map((s) =>
         Buffer.from(`{"listId":${listId},"subscribers":${s}}`),
       );
-      let next = 0;
-      let succeeded = 0;
       const cpuBefore = await cpuMs();
       const started = performance.now();
-      const worker = async () => {
-        for (let i = next++; i < bodies.length; i = next++) {
-          const res = await pool.request({
-            path: "/api/lists/subscribe",
-            method: "POST",
-            headers,
-            body: bodies[i],
-          });
-          const answer = (await res.body.json()) as { successCount: number };
-          if (res.statusCode !== 200) throw new TypeError(`subscribe answered ${res.statusCode}`);
-          succeeded += answer.successCount;
-        }
-      };
-      await Promise.all(Array.from({ length: concurrency }, worker));
+      const succeeded = await postBodies(pool, headers, bodies, concurrency);
       const seconds = (performance.now() - started) / 1000;
       const cpuSeconds = ((await cpuMs()) - cpuBefore) / 1000;
       if (succeeded !== batches * BATCH) {

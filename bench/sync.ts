@@ -14,6 +14,7 @@
  * Then, for each change k: the model is changed by SQL, and a child times preparePlan against the
  * committed snapshot (work tables dropped), then runs the real second sync.
  */
+
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Pool } from "undici";
@@ -25,6 +26,7 @@ import { getMetadata } from "../src/state/store.js";
 import { withSync } from "../src/sync/context.js";
 import { type RunReport, runSync } from "../src/sync/run.js";
 import { runJson, spawnJson } from "./lib/child.js";
+import { postBodies } from "./lib/loader.js";
 import { maxRss, sampleRss } from "./lib/rss.js";
 import { mb, median, num, secs } from "./lib/stats.js";
 import { applyChange, createBenchWarehouse, generateModel } from "./lib/warehouse.js";
@@ -211,23 +213,8 @@ async function ceiling(url: string, subscriberJson: string[], concurrency: numbe
       Buffer.from(`{"listId":${listId},"subscribers":${s},"updateExistingUsersOnly":false}`),
     );
     const headers = { "api-key": KEY, "content-type": "application/json" };
-    let next = 0;
-    let succeeded = 0;
     const started = performance.now();
-    const worker = async () => {
-      for (let i = next++; i < bodies.length; i = next++) {
-        const res = await pool.request({
-          path: "/api/lists/subscribe",
-          method: "POST",
-          headers,
-          body: bodies[i],
-        });
-        const answer = (await res.body.json()) as { successCount: number };
-        if (res.statusCode !== 200) throw new TypeError(`subscribe answered ${res.statusCode}`);
-        succeeded += answer.successCount;
-      }
-    };
-    await Promise.all(Array.from({ length: concurrency }, worker));
+    const succeeded = await postBodies(pool, headers, bodies, concurrency);
     const seconds = (performance.now() - started) / 1000;
     await admin(pool, "/_emulator/reset", {});
     return { rate: succeeded / seconds, succeeded, seconds };
