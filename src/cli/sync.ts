@@ -13,6 +13,9 @@ import { EXIT } from "./run.js";
 import { cancellationSignal } from "./signals.js";
 
 const configOf = (program: Command) => loadConfig(program.opts<{ config: string }>().config);
+/** `runs` and `failures` read the warehouse only: they need no API key in the environment. */
+const warehouseConfigOf = (program: Command) =>
+  loadConfig(program.opts<{ config: string }>().config, { unusedSections: ["destinations"] });
 
 function exitFor(report: RunReport): number {
   // A sync whose config is wrong (a mapped column missing from the model) is a usage error.
@@ -137,7 +140,7 @@ export function registerSync(program: Command): void {
     .option("--limit <n>", "how many runs, newest first", "20")
     .option("--json", "print JSON")
     .action(async (name: string, opts: { limit: string; json?: boolean }) => {
-      const config = await configOf(program);
+      const config = await warehouseConfigOf(program);
       const resolved = getSync(config, name);
       const limit = Number.parseInt(opts.limit, 10);
       if (!Number.isInteger(limit) || limit < 1)
@@ -199,7 +202,7 @@ export function registerSync(program: Command): void {
         name: string,
         opts: { run?: string; code?: string; limit: string; json?: boolean },
       ) => {
-        const config = await configOf(program);
+        const config = await warehouseConfigOf(program);
         const resolved = getSync(config, name);
         if (opts.code && !(FAILURE_CODES as readonly string[]).includes(opts.code)) {
           throw new ConfigError(

@@ -18,14 +18,23 @@ export interface Interpolation {
 const TOKEN = /\$\$\{|\$\{([^}]*)(\}?)/g;
 const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-export function interpolateEnv(tree: unknown, env: Env): Interpolation {
+/**
+ * `unneeded(path)` marks values the caller will not use (e.g. `runs` reads only the warehouse, so
+ * it needs no API key): a missing variable there is left as its `${NAME}` text, not an error.
+ */
+export function interpolateEnv(
+  tree: unknown,
+  env: Env,
+  unneeded: (path: readonly PropertyKey[]) => boolean = () => false,
+): Interpolation {
   const issues: ConfigIssue[] = [];
   const substituted: ConfigPath[] = [];
 
   const visit = (node: unknown, path: PropertyKey[]): unknown => {
     if (typeof node === "string") {
       const result = interpolateString(node, env);
-      for (const message of result.problems) issues.push({ path, message });
+      const lenient = result.problems.length > 0 && result.onlyMissing && unneeded(path);
+      if (!lenient) for (const message of result.problems) issues.push({ path, message });
       if (result.substituted) substituted.push(path);
       return result.text;
     }
@@ -44,12 +53,14 @@ export function interpolateEnv(tree: unknown, env: Env): Interpolation {
 function interpolateString(
   text: string,
   env: Env,
-): { text: string; problems: string[]; substituted: boolean } {
+): { text: string; problems: string[]; substituted: boolean; onlyMissing: boolean } {
   const problems: string[] = [];
+  let onlyMissing = true;
   let substituted = false;
   const out = text.replace(TOKEN, (token, name: string | undefined, close: string | undefined) => {
     if (token === "$${") return "${";
     if (close !== "}" || name === undefined || !VAR_NAME.test(name)) {
+      onlyMissing = false;
       const shown = token.length > 40 ? `${token.slice(0, 40)}...` : token;
       problems.push(
         `malformed reference ${JSON.stringify(shown)}; write \${NAME} (letters, digits and _) for an environment variable, or $\${ for a literal \${`,
@@ -66,5 +77,5 @@ function interpolateString(
     substituted = true;
     return value;
   });
-  return { text: out, problems, substituted };
+  return { text: out, problems, substituted, onlyMissing };
 }

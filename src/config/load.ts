@@ -31,13 +31,16 @@ export interface ParseOptions {
   env?: NodeJS.ProcessEnv | Env;
   /** The file the text came from: names it in messages, anchors relative DuckDB paths. */
   file?: string;
+  /** Top-level sections the caller does not use: a `${VAR}` missing there is not an error
+   *  (`runs` and `failures` read the warehouse only and need no API key). */
+  unusedSections?: readonly string[];
 }
 
 export const DEFAULT_CONFIG_FILE = "./audience-sync.yaml";
 
 export async function loadConfig(
   file: string,
-  opts: { env?: NodeJS.ProcessEnv | Env } = {},
+  opts: Omit<ParseOptions, "file"> = {},
 ): Promise<Config> {
   let text: string;
   try {
@@ -87,7 +90,8 @@ export function parseConfig(text: string, opts: ParseOptions = {}): Config {
     throw new ConfigError(`${where}: must be a mapping with the keys sources, destinations, syncs`);
   }
 
-  const interpolation = interpolateEnv(raw, env);
+  const unused = new Set(opts.unusedSections ?? []);
+  const interpolation = interpolateEnv(raw, env, (path) => unused.has(String(path[0])));
   const tree = interpolation.value as Record<string, unknown>;
   const issues: ConfigIssue[] = [...interpolation.issues];
   const envIssuePaths = interpolation.issues.map((i) => formatPath(i.path));

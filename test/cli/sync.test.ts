@@ -183,6 +183,12 @@ syncs:
     const noKey = await runCli(["-c", config, "sync", "vip"], { env: {} });
     expect(noKey.code).toBe(2);
     expect(noKey.stderr).toMatch(/ITERABLE_API_KEY/);
+    // reading history needs the warehouse only, not the API key
+    const runs = await runCli(["-c", config, "runs", "vip", "--json"], { env: {} });
+    expect(runs.code, runs.stderr).toBe(0);
+    expect(JSON.parse(runs.stdout).length).toBeGreaterThan(0);
+    const failures = await runCli(["-c", config, "failures", "vip", "--json"], { env: {} });
+    expect(failures.code, failures.stderr).toBe(0);
   });
 });
 
