@@ -3,12 +3,13 @@
  * HTTP against the emulator; assertions are on what the list holds afterwards.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { getSync, parseConfig, type ResolvedSync } from "../../src/config/index.js";
+import type { ResolvedSync } from "../../src/config/index.js";
 import { type Emulator, startEmulator } from "../../src/emulator/index.js";
 import type { ProjectType } from "../../src/iterable/wire.js";
 import type { Source } from "../../src/sources/source.js";
 import { getMetadata, listFailures, listRuns } from "../../src/state/store.js";
 import type { RunOptions, RunReport } from "../../src/sync/run.js";
+import { resolvedSync } from "../support/config.js";
 import { runOnce } from "../support/run.js";
 import {
   availableDialects,
@@ -30,32 +31,7 @@ function resolved(
   table: string,
   extra = "",
 ): ResolvedSync {
-  const ids =
-    projectType === "email"
-      ? "{ email: email }"
-      : projectType === "userId"
-        ? "{ userId: uid }"
-        : "{ email: email, userId: uid }";
-  const yaml = `
-sources:
-  wh: ${JSON.stringify(w.config)}
-destinations:
-  it:
-    type: iterable
-    apiKey: ${KEY}
-    projectType: ${projectType}
-    baseUrl: ${emulator.url}
-    batchSize: 50
-syncs:
-  s:
-    source: wh
-    destination: it
-    table: ${w.dataSchema}.${table}
-    list: { create: { name: "list ${table}" } }
-    identifiers: ${ids}
-${extra}
-`;
-  return getSync(parseConfig(yaml, { env: {} }), "s");
+  return resolvedSync(w, emulator, projectType, table, { apiKey: KEY, extra });
 }
 
 /** The identities the list must hold: the model's valid rows, as the planner identifies them. */

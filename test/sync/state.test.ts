@@ -1,6 +1,6 @@
 /** Run bookkeeping in the warehouse: locks, retention of logs and snapshots, failed runs. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { getSync, parseConfig, type ResolvedSync } from "../../src/config/index.js";
+import type { ResolvedSync } from "../../src/config/index.js";
 import { type Emulator, startEmulator } from "../../src/emulator/index.js";
 import { LockedError } from "../../src/errors.js";
 import { tablePrefix } from "../../src/planner/names.js";
@@ -8,6 +8,7 @@ import { openSource } from "../../src/sources/index.js";
 import type { Source } from "../../src/sources/source.js";
 import { ensureState, listRuns } from "../../src/state/store.js";
 import type { RunOptions, RunReport } from "../../src/sync/run.js";
+import { resolvedSync } from "../support/config.js";
 import { runOnce } from "../support/run.js";
 import {
   availableDialects,
@@ -33,23 +34,13 @@ describe.each(dialects)("run bookkeeping on %s", (dialect) => {
     await w?.cleanup();
   });
 
-  function resolved(table: string, observability = "", syncName = "s"): ResolvedSync {
-    const yaml = `
-sources:
-  wh: ${JSON.stringify(w.config)}
-destinations:
-  it: { type: iterable, apiKey: ${KEY}, projectType: email, baseUrl: "${emulator.url}", batchSize: 100 }
-syncs:
-  ${syncName}:
-    source: wh
-    destination: it
-    table: ${w.dataSchema}.${table}
-    list: { create: { name: "list ${table}" } }
-    identifiers: { email: email }
-    ${observability}
-`;
-    return getSync(parseConfig(yaml, { env: {} }), syncName);
-  }
+  const resolved = (table: string, observability = "", syncName = "s"): ResolvedSync =>
+    resolvedSync(w, emulator, "email", table, {
+      apiKey: KEY,
+      batchSize: 100,
+      syncName,
+      extra: `    ${observability}`,
+    });
 
   const withSource = <T>(fn: (s: Source) => Promise<T>): Promise<T> => withSourceOf(w, fn);
 

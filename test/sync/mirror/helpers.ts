@@ -1,7 +1,8 @@
 /** Shared set-up of the review tests: a warehouse, an emulator and a one-sync config. */
-import { getSync, parseConfig, type ResolvedSync } from "../../../src/config/index.js";
+import type { ResolvedSync } from "../../../src/config/index.js";
 import type { Emulator } from "../../../src/emulator/index.js";
 import type { ProjectType } from "../../../src/iterable/wire.js";
+import { resolvedSync as resolvedSyncOf } from "../../support/config.js";
 import { type TestWarehouse, withSource, writeTable } from "../../support/sources.js";
 
 export const KEY = "review-server-key-0123456789abcdef";
@@ -13,33 +14,7 @@ export function resolvedSync(
   table: string,
   opts: { extra?: string; batchSize?: number; syncName?: string } = {},
 ): ResolvedSync {
-  const ids =
-    projectType === "email"
-      ? "{ email: email }"
-      : projectType === "userId"
-        ? "{ userId: uid }"
-        : "{ email: email, userId: uid }";
-  const name = opts.syncName ?? "s";
-  const yaml = `
-sources:
-  wh: ${JSON.stringify(w.config)}
-destinations:
-  it:
-    type: iterable
-    apiKey: ${KEY}
-    projectType: ${projectType}
-    baseUrl: ${emulator.url}
-    batchSize: ${opts.batchSize ?? 50}
-syncs:
-  ${JSON.stringify(name)}:
-    source: wh
-    destination: it
-    table: ${w.dataSchema}.${table}
-    list: { create: { name: "list ${table}" } }
-    identifiers: ${ids}
-${opts.extra ?? ""}
-`;
-  return getSync(parseConfig(yaml, { env: {} }), name);
+  return resolvedSyncOf(w, emulator, projectType, table, { ...opts, apiKey: KEY });
 }
 
 /** Writes the model table (columns email, uid or the given ones). */
