@@ -6,7 +6,7 @@ import { openSource } from "../sources/index.js";
 import { ensureState, listFailures, listRuns } from "../state/store.js";
 import { withSync } from "../sync/context.js";
 import { dryRun } from "../sync/dry-run.js";
-import { failedReport, type RunReport, runSync } from "../sync/run.js";
+import { failedReport, type RunReport, reportOf, runSync } from "../sync/run.js";
 import { duration, renderPlanReport, renderRunReport } from "./format.js";
 import { progressReporter } from "./progress.js";
 import { EXIT } from "./run.js";
@@ -50,11 +50,12 @@ export async function runOne(
       ),
     );
   } catch (err) {
-    const report = (err as { report?: RunReport }).report;
-    if (report) return report;
-    return failedReport(name, opts.fullResync === true, err, [
-      config.destinations[config.syncs[name]?.destination ?? ""]?.apiKey ?? "",
-    ]);
+    return (
+      reportOf(err) ??
+      failedReport(name, opts.fullResync === true, err, [
+        config.destinations[config.syncs[name]?.destination ?? ""]?.apiKey ?? "",
+      ])
+    );
   } finally {
     bar.stop();
   }

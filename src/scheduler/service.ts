@@ -20,7 +20,7 @@ import {
   type RunRow,
 } from "../state/store.js";
 import { withSync } from "../sync/context.js";
-import { failedReport, type RunReport, runSync } from "../sync/run.js";
+import { failedReport, type RunReport, reportOf, runSync } from "../sync/run.js";
 import { type ApiBackend, createApiServer, type SyncView } from "./http.js";
 import type { Logger } from "./log.js";
 import { ServiceMetrics } from "./metrics.js";
@@ -140,8 +140,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
       return report;
     } catch (err) {
       if (err instanceof LockedError) throw err;
-      const attached = (err as { report?: RunReport }).report;
-      report = attached ?? failedReport(req.name, req.fullResync, err, secrets);
+      report = reportOf(err) ?? failedReport(req.name, req.fullResync, err, secrets);
       return report;
     } finally {
       metrics.runEnded(req.name, report);

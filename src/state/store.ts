@@ -349,7 +349,7 @@ export async function applyRetention(
   source: Source,
   sync: string,
   opts: { logDays: number; keepSnapshots: number; activeRunId?: number },
-): Promise<{ droppedTables: string[]; deletedLogs: boolean }> {
+): Promise<{ droppedTables: string[] }> {
   await source.exec(
     `delete from ${t(source, "sync_logs")} where sync_name = ${p(source, 1)} and logged_at < ${daysAgoSql(source.dialect, opts.logDays)}`,
     [sync],
@@ -381,5 +381,5 @@ export async function applyRetention(
       [sync, name],
     );
   }
-  return { droppedTables: dropped, deletedLogs: true };
+  return { droppedTables: dropped };
 }

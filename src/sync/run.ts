@@ -7,7 +7,7 @@
  * work (subscribe and unsubscribe are idempotent): at-least-once, nothing lost.
  */
 import { createHash } from "node:crypto";
-import type { DestinationConfig, ResolvedSync } from "../config/index.js";
+import type { ResolvedSync } from "../config/index.js";
 import { destinationBaseUrl } from "../config/index.js";
 import {
   AudienceSyncError,
@@ -150,6 +150,11 @@ export function errorCode(err: unknown): string {
     : "run_failed";
 }
 
+/** The report runSync attached to the error it threw, when the run had started. */
+export function reportOf(err: unknown): RunReport | undefined {
+  return err instanceof Error ? (err as Error & { report?: RunReport }).report : undefined;
+}
+
 /** The report of a run that failed before runSync could make one (source down, lock held). */
 export function failedReport(
   sync: string,
@@ -243,9 +248,8 @@ export async function acquireLock(
 
 function toDelivery(
   rec: PlanRecord,
-  verdict: ReturnType<typeof validateRow>,
-): DeliveryRecord | null {
-  if (!verdict.ok) return null;
+  verdict: Extract<ReturnType<typeof validateRow>, { ok: true }>,
+): DeliveryRecord {
   const out: DeliveryRecord = { key: rec.identity };
   if (verdict.email !== undefined) out.email = verdict.email;
   if (verdict.userId !== undefined) out.userId = verdict.userId;
@@ -557,12 +561,11 @@ async function deliver(op: Operation, ctx: DeliverCtx): Promise<void> {
         const rec = batch[at++] as PlanRecord;
         opts.signal?.throwIfAborted();
         const verdict = validateRow(projectType, { email: rec.email, userId: rec.userId });
-        const out = toDelivery(rec, verdict);
-        if (!out || !verdict.ok) {
-          if (!verdict.ok)
-            invalidBeforeSend.push({ rec, code: verdict.code, message: verdict.message });
+        if (!verdict.ok) {
+          invalidBeforeSend.push({ rec, code: verdict.code, message: verdict.message });
           continue;
         }
+        const out = toDelivery(rec, verdict);
         if (verdict.warnings.length > 0 && op === "subscribe") {
           const w = verdict.warnings[0];
           if (w) warnings.set(rec.identity, w);
@@ -687,5 +690,3 @@ async function deliver(op: Operation, ctx: DeliverCtx): Promise<void> {
     throw err;
   }
 }
-
-export type { DestinationConfig };

@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: the tests are about literal ${VAR} references
 import { describe, expect, it } from "vitest";
 import { parseConfig } from "../../src/config/index.js";
 

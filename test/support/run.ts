@@ -1,7 +1,7 @@
 /** One sync run as the CLI makes it (its own source and client), with fast retries for tests. */
 import type { ResolvedSync } from "../../src/config/index.js";
 import { IterableClient } from "../../src/iterable/client.js";
-import { type RunOptions, type RunReport, runSync } from "../../src/sync/run.js";
+import { type RunOptions, type RunReport, reportOf, runSync } from "../../src/sync/run.js";
 import type { TestWarehouse } from "./sources.js";
 
 /** Returns the report also when the run failed (runSync attaches it to the error). Errors raised
@@ -18,7 +18,7 @@ export async function runOnce(
   try {
     return await runSync(r, { api, source }, opts);
   } catch (err) {
-    const report = (err as { report?: RunReport }).report;
+    const report = reportOf(err);
     if (report) return report;
     throw err;
   } finally {
