@@ -57,6 +57,9 @@ interface SyncResult {
   ms: number;
   /** from the first record handed to the client to the end of delivery */
   deliveryMs: number;
+  /** ms from the start of the run to the first progress report of each phase, and to the
+   *  first record done (the first answer of a subscribe) */
+  phases: Record<string, number>;
   /** preparePlan against the committed snapshot, timed before the sync (second syncs) */
   planMs: number | null;
   peakRss: number;
@@ -139,6 +142,7 @@ async function childSync(second: boolean): Promise<void> {
     }
     let deliveryStart = 0;
     let deliveryEnd = 0;
+    const phases: Record<string, number> = {};
     const started = performance.now();
     const report = await withSync(config, sync, ({ resolved, source, api }) =>
       runSync(
@@ -149,6 +153,9 @@ async function childSync(second: boolean): Promise<void> {
             if ((p.phase === "unsubscribe" || p.phase === "subscribe") && deliveryStart === 0)
               deliveryStart = performance.now();
             if (p.phase === "commit" && deliveryEnd === 0) deliveryEnd = performance.now();
+            const at = Math.round(performance.now() - started);
+            phases[p.phase] ??= at;
+            if (p.done > 0) phases[`${p.phase} first answer`] ??= at;
           },
         },
       ),
@@ -157,6 +164,7 @@ async function childSync(second: boolean): Promise<void> {
     const result: SyncResult = {
       ms,
       deliveryMs: deliveryStart > 0 && deliveryEnd > 0 ? deliveryEnd - deliveryStart : 0,
+      phases: { ...phases, end: Math.round(ms) },
       planMs,
       peakRss: rss.peak(),
       maxRss: maxRss(),
@@ -170,6 +178,12 @@ async function childSync(second: boolean): Promise<void> {
     await keeper.close();
     rss.stop();
   }
+}
+
+function phaseLine(phases: Record<string, number>): string {
+  return Object.entries(phases)
+    .map(([name, at]) => `${name} ${secs(at)}`)
+    .join(", ");
 }
 
 /** Subscriber arrays of the model's first `rows` rows, serialised once. */
@@ -274,7 +288,7 @@ async function main(): Promise<void> {
         `round ${r + 1}: ceiling c4 ${Math.round(a.rate)}/s, c8 ${Math.round(b.rate)}/s; ` +
           `first sync ${res.status}: ${res.succeeded} in ${secs(res.ms)} = ${Math.round(res.succeeded / (res.ms / 1000))}/s ` +
           `(delivery ${secs(res.deliveryMs)} = ${Math.round(res.succeeded / (res.deliveryMs / 1000))}/s), ` +
-          `peak RSS ${mb(res.peakRss)}, maxRSS ${mb(res.maxRss)}`,
+          `peak RSS ${mb(res.peakRss)}, maxRSS ${mb(res.maxRss)}; phases (s from start): ${phaseLine(res.phases)}`,
       );
     }
 

@@ -187,6 +187,16 @@ export function classifyBatchResult(
   return { op, outcomes, warnings };
 }
 
+/**
+ * True when the answer counts no failure and names no identifier in any failure array: then
+ * classifyBatchResult finds every record sent succeeded, with no warning, whatever was sent.
+ */
+export function answerIsClean(body: UserBulkUpdateListResponse): boolean {
+  if (body.failCount > 0) return false;
+  const named = collectNames(body);
+  return named.emails.size === 0 && named.userIds.size === 0;
+}
+
 /** The outcomes only; see classifyBatchResult for the warnings. */
 export function classifyBatch(
   op: Operation,

@@ -4,9 +4,15 @@
  */
 import type { z } from "zod";
 import type { DestinationConfig } from "../config/index.js";
-import { AuthError, CancelledError, FatalError, RetryableError } from "../errors.js";
+import {
+  AuthError,
+  CancelledError,
+  type FailureCode,
+  FatalError,
+  RetryableError,
+} from "../errors.js";
 import { type BatchItem, batchRecords, subscriberJson } from "./batching.js";
-import { bodyExcerpt, classifyBatchResult, failBatch } from "./classify.js";
+import { answerIsClean, bodyExcerpt, classifyBatchResult, failBatch } from "./classify.js";
 import type { Clock } from "./clock.js";
 import { AdaptiveRateLimiter, type RateLimiterOptions } from "./rate-limiter.js";
 import { type RetryPolicy, Transport, type TransportEvents } from "./transport.js";
@@ -56,6 +62,31 @@ export interface SubscribeOptions extends DeliveryOptions {
   /** Only add users that already exist; respected by userId and hybrid projects only. */
   updateExistingUsersOnly?: boolean;
 }
+
+/**
+ * Subscribers whose JSON the caller already built (the warehouse builds it: src/sync/bulk.ts), so
+ * that a batch costs one string instead of one object per subscriber.
+ */
+export interface SubscriberBodies<T> {
+  /** the subscribers' JSON objects, comma-separated, without the enclosing brackets */
+  json: string;
+  count: number;
+  /** the caller's name for the batch, handed back with its result */
+  tag: T;
+  /** The same subscribers as records, keyed as the caller wants outcomes keyed. Read only when
+   *  the answer names failures or the batch cannot be sent as built (over the byte limit). */
+  records: () => Promise<DeliveryRecord[]>;
+}
+
+/** `result` null: Iterable took every subscriber of the batch (no outcome objects built). */
+export interface BodiesResult<T> {
+  tag: T;
+  count: number;
+  result: BatchResult | null;
+}
+
+/** Bytes of a request envelope around the subscribers, listId included (at most 20 digits). */
+const ENVELOPE_BYTES = 100;
 
 export class IterableClient {
   readonly projectType: ProjectType;
@@ -195,8 +226,66 @@ export class IterableClient {
     return this.deliver("unsubscribe", envelope, records, false, opts.signal);
   }
 
+  /**
+   * Subscribers per request for pre-built bodies (subscribeBodies) whose subscribers take at most
+   * `maxSubscriberBytes` of JSON each: the batch size, or fewer when the byte limit needs it.
+   */
+  bodyBatchRows(maxSubscriberBytes: number): number {
+    const fit = Math.floor((this.maxBatchBytes - ENVELOPE_BYTES) / (maxSubscriberBytes + 1));
+    return Math.max(1, Math.min(this.batchSize, fit));
+  }
+
+  /**
+   * subscribe() for batches whose JSON the caller built: the same requests, window, rate limit,
+   * retries and classification, without a record object per subscriber unless the answer names
+   * failures. A batch over the byte limit is sent as records, cut to size as subscribe() does.
+   */
+  subscribeBodies<T>(
+    listId: number,
+    batches: AsyncIterable<SubscriberBodies<T>>,
+    opts: SubscribeOptions = {},
+  ): AsyncIterable<BodiesResult<T>> {
+    const updateOnly = opts.updateExistingUsersOnly === true && this.projectType !== "email";
+    const envelope = updateOnly ? { listId, updateExistingUsersOnly: true } : { listId };
+    const head = `${JSON.stringify(envelope).slice(0, -1)},"subscribers":[`;
+    return mapWindow(
+      batches,
+      this.concurrency,
+      async (batch, signal): Promise<BodiesResult<T>> => {
+        const body = `${head}${batch.json}]}`;
+        const { tag, count } = batch;
+        if (Buffer.byteLength(body) > this.maxBatchBytes) {
+          const outcomes: BatchResult["outcomes"] = [];
+          const warnings: string[] = [];
+          for await (const item of this.batches("subscribe", envelope, await batch.records())) {
+            const r = await this.sendItem("subscribe", envelope, item, updateOnly, signal);
+            outcomes.push(...r.outcomes);
+            warnings.push(...r.warnings);
+          }
+          return { tag, count, result: { op: "subscribe", outcomes, warnings } };
+        }
+        const result = await this.post("subscribe", { body }, batch.records, updateOnly, signal);
+        return { tag, count, result };
+      },
+      opts.signal,
+    );
+  }
+
   async close(): Promise<void> {
     await this.transport.close();
+  }
+
+  private batches(
+    _op: Operation,
+    envelope: Record<string, unknown>,
+    records: AsyncIterable<DeliveryRecord> | Iterable<DeliveryRecord>,
+  ): AsyncIterable<BatchItem> {
+    const envelopeBytes = Buffer.byteLength(JSON.stringify({ ...envelope, subscribers: [] }));
+    return batchRecords(records, {
+      maxCount: this.batchSize,
+      maxBytes: this.maxBatchBytes,
+      envelopeBytes,
+    });
   }
 
   private deliver(
@@ -206,14 +295,8 @@ export class IterableClient {
     updateExistingUsersOnly: boolean,
     signal: AbortSignal | undefined,
   ): AsyncIterable<BatchResult> {
-    const envelopeBytes = Buffer.byteLength(JSON.stringify({ ...envelope, subscribers: [] }));
-    const items = batchRecords(records, {
-      maxCount: this.batchSize,
-      maxBytes: this.maxBatchBytes,
-      envelopeBytes,
-    });
     return mapWindow(
-      items,
+      this.batches(op, envelope, records),
       this.concurrency,
       (item, itemSignal) => this.sendItem(op, envelope, item, updateExistingUsersOnly, itemSignal),
       signal,
@@ -235,37 +318,64 @@ export class IterableClient {
       };
     }
     const sent = item.records;
+    const json = { ...envelope, subscribers: sent.map(subscriberJson) };
+    const result = await this.post(op, { json }, async () => sent, updateExistingUsersOnly, signal);
+    // null only for a clean answer: every record sent succeeded
+    return result ?? classifyAll(op, sent);
+  }
+
+  /**
+   * Sends one batch and classifies the answer per record. Returns null when the answer is clean
+   * (every record succeeded, nothing to warn about); `records` is read only otherwise. Throws only
+   * what stops the whole run: AuthError, FatalError `list_not_found`, CancelledError.
+   */
+  private async post(
+    op: Operation,
+    request: { json: unknown } | { body: string },
+    records: () => Promise<readonly DeliveryRecord[]>,
+    updateExistingUsersOnly: boolean,
+    signal: AbortSignal,
+  ): Promise<BatchResult | null> {
+    let failure: { code: FailureCode; message: string; retryable: boolean };
     try {
       const res = await this.transport.send({
         method: "POST",
         path: `/api/lists/${op}`,
-        json: { ...envelope, subscribers: sent.map(subscriberJson) },
+        ...request,
         signal,
         limiter: this.bulkLimiter,
       });
       const parsed = tryParseAnswer(res.text, UserBulkUpdateListResponse, `POST /api/lists/${op}`);
-      if (!parsed.ok) {
-        // The batch may or may not have been applied; both operations are idempotent, so the
-        // next run sending it again is safe.
-        return {
-          op,
-          outcomes: failBatch(op, sent, "server_error", parsed.message, true),
-          warnings: [],
-        };
+      if (parsed.ok) {
+        if (answerIsClean(parsed.value)) return null;
+        return classifyBatchResult(op, await records(), parsed.value, { updateExistingUsersOnly });
       }
-      return classifyBatchResult(op, sent, parsed.value, { updateExistingUsersOnly });
+      // The batch may or may not have been applied; both operations are idempotent, so the
+      // next run sending it again is safe.
+      failure = { code: "server_error", message: parsed.message, retryable: true };
     } catch (err) {
       if (err instanceof AuthError || err instanceof CancelledError) throw err;
       if (err instanceof FatalError && err.code === "list_not_found") throw err;
       if (err instanceof RetryableError) {
-        return { op, outcomes: failBatch(op, sent, err.code, err.message, true), warnings: [] };
+        failure = { code: err.code, message: err.message, retryable: true };
+      } else if (err instanceof FatalError) {
+        failure = { code: err.code, message: err.message, retryable: false };
+      } else {
+        throw err;
       }
-      if (err instanceof FatalError) {
-        return { op, outcomes: failBatch(op, sent, err.code, err.message, false), warnings: [] };
-      }
-      throw err;
     }
+    const sent = await records();
+    return {
+      op,
+      outcomes: failBatch(op, sent, failure.code, failure.message, failure.retryable),
+      warnings: [],
+    };
   }
+}
+
+/** Every record of a batch succeeded. */
+function classifyAll(op: Operation, sent: readonly DeliveryRecord[]): BatchResult {
+  return { op, outcomes: sent.map((r) => ({ key: r.key, op, status: "succeeded" })), warnings: [] };
 }
 
 type Parsed<T> = { ok: true; value: T } | { ok: false; message: string };

@@ -88,6 +88,8 @@ export interface HttpRequest {
   path: string;
   query?: Record<string, string | number | boolean | undefined>;
   json?: unknown;
+  /** A JSON body already serialised (sent as is, as application/json); instead of `json`. */
+  body?: string;
   signal?: AbortSignal;
   limiter?: AdaptiveRateLimiter;
   /** False for requests that must not be repeated once the server may have acted on them
@@ -206,9 +208,11 @@ export class Transport {
         path: this.prefix + req.path + queryString(req.query),
         headers: {
           "api-key": this.apiKey,
-          ...(req.json !== undefined ? { "content-type": "application/json" } : {}),
+          ...(req.json !== undefined || req.body !== undefined
+            ? { "content-type": "application/json" }
+            : {}),
         },
-        body: req.json !== undefined ? JSON.stringify(req.json) : undefined,
+        body: req.body ?? (req.json !== undefined ? JSON.stringify(req.json) : undefined),
         signal,
       });
       status = res.statusCode;

@@ -6,7 +6,7 @@
  * so the next run sends the record again.
  */
 import { type FailureCode, redact } from "../errors.js";
-import type { Operation } from "../iterable/types.js";
+import type { Operation, RecordOutcome } from "../iterable/types.js";
 import { OUTCOME_COLUMNS } from "../planner/sql.js";
 import type { Source } from "../sources/source.js";
 
@@ -104,6 +104,50 @@ export class OutcomeWriter {
     this.tally.succeeded[op]++;
     this.buffer.push([key, op, email, userId, "succeeded", 1, null, null]);
     return this.buffer.length >= this.chunkRows ? this.handOver() : undefined;
+  }
+
+  /**
+   * One record's outcome from Iterable's answer, logged with the record's identifiers. `warning`
+   * is what validation found on a record sent without the identifier it refused.
+   */
+  addOutcome(
+    o: RecordOutcome,
+    rec: { email: string | null; userId: string | null } | undefined,
+    warning?: { code: FailureCode; message: string },
+  ): Promise<void> | undefined {
+    const email = rec?.email ?? null;
+    const userId = rec?.userId ?? null;
+    if (o.status === "succeeded" && warning === undefined) {
+      return this.addSucceeded(o.op, o.key, email, userId);
+    }
+    if (o.status === "succeeded") {
+      return this.add({
+        key: o.key,
+        op: o.op,
+        email,
+        userId,
+        status: "succeeded",
+        code: warning?.code ?? null,
+        message: warning ? `warning: ${warning.message}; sent without it` : null,
+      });
+    }
+    // notFound on unsubscribe is success, decided by the classifier; a forgotten user is never
+    // retried (and on unsubscribe is no longer a member either).
+    return this.add({
+      key: o.key,
+      op: o.op,
+      email,
+      userId,
+      status: "failed",
+      code: o.code,
+      message: o.message,
+      permanent: o.code === "forgotten_user",
+    });
+  }
+
+  /** Counts `n` successes whose rows the warehouse writes itself (built batches, src/sync/bulk). */
+  countSucceeded(op: Operation, n: number): void {
+    this.tally.succeeded[op] += n;
   }
 
   /** Writes everything buffered; resolves once every row added so far is in the table. */

@@ -14,22 +14,16 @@ import {
   CancelledError,
   ConfigError,
   type FailureCode,
-  FatalError,
   LockedError,
   redact,
 } from "../errors.js";
-import { validateRow } from "../identity/rules.js";
-import type { BatchResult, DeliveryRecord, Operation } from "../iterable/types.js";
+import type { Operation } from "../iterable/types.js";
 import type { ProjectType } from "../iterable/wire.js";
 import {
   buildSnapshot,
   createOutcomesTable,
   dropWorkTables,
-  duplicateRows,
-  invalidRows,
   type Plan,
-  type PlanRecord,
-  planRecords,
   preparePlan,
 } from "../planner/planner.js";
 import type { Source } from "../sources/source.js";
@@ -46,22 +40,16 @@ import {
   type RunCounts,
   type RunStatus,
 } from "../state/store.js";
-import { type ListApi, resolveList } from "./lists.js";
+import {
+  type DeliverCtx,
+  type DeliveryApi,
+  deliverOperation,
+  recordRowFailures,
+} from "./deliver.js";
+import { resolveList } from "./lists.js";
 import { OutcomeWriter } from "./outcomes.js";
 
-/** What delivery needs from the Iterable client (src/iterable/client.ts satisfies it). */
-export interface DeliveryApi extends ListApi {
-  subscribe(
-    listId: number,
-    records: AsyncIterable<DeliveryRecord> | Iterable<DeliveryRecord>,
-    opts?: { updateExistingUsersOnly?: boolean; signal?: AbortSignal },
-  ): AsyncIterable<BatchResult>;
-  unsubscribe(
-    listId: number,
-    records: AsyncIterable<DeliveryRecord> | Iterable<DeliveryRecord>,
-    opts?: { signal?: AbortSignal },
-  ): AsyncIterable<BatchResult>;
-}
+export type { DeliveryApi } from "./deliver.js";
 
 export interface Progress {
   phase: "plan" | "unsubscribe" | "subscribe" | "commit" | "done";
@@ -246,16 +234,6 @@ export async function acquireLock(
   };
 }
 
-function toDelivery(
-  rec: PlanRecord,
-  verdict: Extract<ReturnType<typeof validateRow>, { ok: true }>,
-): DeliveryRecord {
-  const out: DeliveryRecord = { key: rec.identity };
-  if (verdict.email !== undefined) out.email = verdict.email;
-  if (verdict.userId !== undefined) out.userId = verdict.userId;
-  return out;
-}
-
 interface Deps {
   api: DeliveryApi;
   source: Source;
@@ -343,20 +321,21 @@ export async function runSync(
       await recordRowFailures(source, plan, projectType, writer);
       // Unsubscribes finish before subscribes start: an identity change can name the same
       // Iterable person on both sides, and the subscribe must be the last word.
-      const ctx = {
+      const ctx: DeliverCtx = {
         api,
         source,
         plan,
         projectType,
         writer,
         listId: list.id,
-        resolved,
-        opts,
+        updateExistingUsersOnly: projectType !== "email" && sync.updateExistingUsersOnly,
+        signal: opts.signal,
+        onProgress: opts.onProgress,
         answerWarnings,
         refused,
       };
-      await deliver("unsubscribe", ctx);
-      await deliver("subscribe", ctx);
+      await deliverOperation("unsubscribe", ctx);
+      await deliverOperation("subscribe", ctx);
     } catch (err) {
       if (err instanceof CancelledError || opts.signal?.aborted) {
         cancelled = true;
@@ -464,229 +443,4 @@ async function cleanUp(source: Source, resolved: ResolvedSync, plan: Plan): Prom
     logDays: resolved.sync.observability.syncLogRetentionDays,
     keepSnapshots: resolved.sync.observability.snapshotRetention,
   });
-}
-
-/** Rows without a usable identity and rows that lost a duplicate conflict: failed records. */
-async function recordRowFailures(
-  source: Source,
-  plan: Plan,
-  projectType: ProjectType,
-  writer: OutcomeWriter,
-): Promise<void> {
-  if (plan.invalidRows > 0) {
-    for await (const batch of invalidRows(source, plan)) {
-      for (const row of batch) {
-        const v = validateRow(projectType, { email: row.email, userId: row.userId });
-        const wait = writer.add({
-          key: `row:${row.email ?? ""}|${row.userId ?? ""}`,
-          op: "subscribe",
-          email: row.email,
-          userId: row.userId,
-          status: "failed",
-          code: v.ok ? "missing_identifier" : v.code,
-          message: v.ok ? "the row has no usable identifier" : v.message,
-        });
-        if (wait) await wait;
-      }
-    }
-  }
-  if (plan.duplicateRows > 0) {
-    for await (const batch of duplicateRows(source, plan)) {
-      for (const row of batch) {
-        const wait = writer.add({
-          key: `dup:${row.identity}|${row.email ?? ""}|${row.userId ?? ""}`,
-          op: "subscribe",
-          email: row.email,
-          userId: row.userId,
-          status: "failed",
-          code: "duplicate_identity",
-          message: `another row has the same identity (${row.identity}) with different identifiers (email ${row.keptEmail ?? "none"}, userId ${row.keptUserId ?? "none"}); that row was kept`,
-        });
-        if (wait) await wait;
-      }
-    }
-  }
-}
-
-interface DeliverCtx {
-  api: DeliveryApi;
-  source: Source;
-  plan: Plan;
-  projectType: ProjectType;
-  writer: OutcomeWriter;
-  listId: number;
-  resolved: ResolvedSync;
-  opts: RunOptions;
-  /** what Iterable's answers said that maps onto no record (e.g. a failCount larger than the
-   *  names listed), collected for the report */
-  answerWarnings: Set<string>;
-  /** subscribe rows refused by validation in TypeScript (emails are judged outside SQL) */
-  refused: { count: number };
-}
-
-async function deliver(op: Operation, ctx: DeliverCtx): Promise<void> {
-  const {
-    api,
-    source,
-    plan,
-    projectType,
-    writer,
-    listId,
-    resolved,
-    opts,
-    answerWarnings,
-    refused,
-  } = ctx;
-  const total =
-    op === "subscribe" ? plan.subscribe.added + plan.subscribe.changed : plan.unsubscribe;
-  if (total === 0) return;
-  // Identifiers of each record in flight, to log the outcome with them; bounded by the client's
-  // in-flight window, since records are pulled from the warehouse only as batches complete.
-  const pending = new Map<string, PlanRecord>();
-  const warnings = new Map<string, { code: FailureCode; message: string }>();
-  let done = 0;
-  let failed = 0;
-  const tick = () => opts.onProgress?.({ phase: op, total, done, failed });
-  tick();
-
-  const invalidBeforeSend: { rec: PlanRecord; code: FailureCode; message: string }[] = [];
-  // A plain iterator rather than an async generator: this runs once per record, and a generator's
-  // yield costs several promise turns where `next` here costs one.
-  const batches = planRecords(source, plan, op)[Symbol.asyncIterator]();
-  let batch: PlanRecord[] = [];
-  let at = 0;
-  const readRecord = async (): Promise<IteratorResult<DeliveryRecord>> => {
-    for (;;) {
-      while (at < batch.length) {
-        const rec = batch[at++] as PlanRecord;
-        opts.signal?.throwIfAborted();
-        const verdict = validateRow(projectType, { email: rec.email, userId: rec.userId });
-        if (!verdict.ok) {
-          invalidBeforeSend.push({ rec, code: verdict.code, message: verdict.message });
-          continue;
-        }
-        const out = toDelivery(rec, verdict);
-        if (verdict.warnings.length > 0 && op === "subscribe") {
-          const w = verdict.warnings[0];
-          if (w) warnings.set(rec.identity, w);
-        }
-        pending.set(rec.identity, rec);
-        return { done: false, value: out };
-      }
-      const next = await batches.next();
-      if (next.done) return { done: true, value: undefined };
-      batch = next.value;
-      at = 0;
-    }
-  };
-  // A consumer whose next() throws does not call return(): the warehouse stream (a cursor, a
-  // connection) is closed here instead, as a for-await loop would.
-  const nextRecord = async (): Promise<IteratorResult<DeliveryRecord>> => {
-    try {
-      return await readRecord();
-    } catch (err) {
-      try {
-        await batches.return?.(undefined);
-      } catch {
-        // closing must not hide why reading stopped
-      }
-      throw err;
-    }
-  };
-  const records: AsyncIterableIterator<DeliveryRecord> = {
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-    next: nextRecord,
-    return: async () => {
-      await batches.return?.(undefined);
-      return { done: true, value: undefined };
-    },
-  };
-
-  const flushInvalid = async () => {
-    if (invalidBeforeSend.length === 0) return;
-    for (const { rec, code, message } of invalidBeforeSend.splice(0)) {
-      // An unsubscribe of a snapshot row whose identifiers are no longer valid cannot be sent;
-      // nothing of it was ever subscribed under those values, so it is dropped as done.
-      const wait = writer.add({
-        key: rec.identity,
-        op,
-        email: rec.email,
-        userId: rec.userId,
-        status: op === "unsubscribe" ? "succeeded" : "failed",
-        code,
-        message,
-      });
-      if (wait) await wait;
-      if (op === "subscribe") {
-        failed++;
-        refused.count++;
-      }
-      done++;
-    }
-  };
-
-  const stream =
-    op === "subscribe"
-      ? api.subscribe(listId, records, {
-          updateExistingUsersOnly: projectType !== "email" && resolved.sync.updateExistingUsersOnly,
-          ...(opts.signal ? { signal: opts.signal } : {}),
-        })
-      : api.unsubscribe(listId, records, opts.signal ? { signal: opts.signal } : {});
-  try {
-    for await (const result of stream) {
-      for (const w of result.warnings) if (answerWarnings.size < 20) answerWarnings.add(w);
-      for (const o of result.outcomes) {
-        const rec = pending.get(o.key);
-        pending.delete(o.key);
-        let w: { code: FailureCode; message: string } | undefined;
-        if (warnings.size > 0) {
-          w = warnings.get(o.key);
-          warnings.delete(o.key);
-        }
-        let wait: Promise<void> | undefined;
-        if (o.status === "succeeded" && w === undefined) {
-          wait = writer.addSucceeded(op, o.key, rec?.email ?? null, rec?.userId ?? null);
-        } else if (o.status === "succeeded") {
-          wait = writer.add({
-            key: o.key,
-            op,
-            email: rec?.email ?? null,
-            userId: rec?.userId ?? null,
-            status: "succeeded",
-            code: w?.code ?? null,
-            message: w ? `warning: ${w.message}; sent without it` : null,
-          });
-        } else {
-          // notFound on unsubscribe is success, decided by the classifier; a forgotten user on
-          // unsubscribe is no longer a member either.
-          const forgotten = o.code === "forgotten_user";
-          wait = writer.add({
-            key: o.key,
-            op,
-            email: rec?.email ?? null,
-            userId: rec?.userId ?? null,
-            status: "failed",
-            code: o.code,
-            message: o.message,
-            permanent: forgotten,
-          });
-          failed++;
-        }
-        if (wait) await wait;
-        done++;
-      }
-      await flushInvalid();
-      tick();
-      if (opts.signal?.aborted) throw new CancelledError("the run was cancelled");
-    }
-    await flushInvalid();
-    tick();
-  } catch (err) {
-    await flushInvalid();
-    if (opts.signal?.aborted && !(err instanceof FatalError))
-      throw new CancelledError("the run was cancelled", { cause: err });
-    throw err;
-  }
 }

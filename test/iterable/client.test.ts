@@ -408,3 +408,95 @@ describe("IterableClient against the emulator", () => {
     expect(await c.getLists()).toEqual([]);
   });
 });
+
+describe("subscribeBodies (JSON built by the caller)", () => {
+  const bodies = (records: DeliveryRecord[], size: number) =>
+    (async function* () {
+      for (let i = 0; i < records.length; i += size) {
+        const part = records.slice(i, i + size);
+        yield {
+          json: part.map((r) => JSON.stringify({ email: r.email, userId: r.userId })).join(","),
+          count: part.length,
+          tag: i / size,
+          records: async () => {
+            reads.push(i / size);
+            return part;
+          },
+        };
+      }
+    })();
+  let reads: number[] = [];
+  const take = async <T>(it: AsyncIterable<T>) => {
+    const out: T[] = [];
+    for await (const x of it) out.push(x);
+    return out;
+  };
+
+  it("sends each body as one request; a clean answer reads no records", async () => {
+    reads = [];
+    const { em, c, requests } = await setup("email", { concurrency: 2 });
+    const listId = em.state.createList("L");
+    const records = Array.from({ length: 7 }, (_, i) => ({
+      key: `k${i}`,
+      email: `p${i}@example.com`,
+    }));
+    const results = await take(c.subscribeBodies(listId, bodies(records, 3)));
+    expect(results.map((r) => [r.tag, r.count, r.result]).sort()).toEqual([
+      [0, 3, null],
+      [1, 3, null],
+      [2, 1, null],
+    ]);
+    expect(reads).toEqual([]);
+    expect(requests.filter((r) => r.path.endsWith("/subscribe"))).toHaveLength(3);
+    expect(em.state.listSize(listId)).toBe(7);
+  });
+
+  it("an answer that names failures is classified per record, read from the caller", async () => {
+    reads = [];
+    const { em, c } = await setup("hybrid");
+    const listId = em.state.createList("L");
+    em.state.forgetUser({ email: "gone@example.com" });
+    const records = [
+      { key: "a", email: "a@example.com", userId: "ua" },
+      { key: "gone", email: "gone@example.com" },
+    ];
+    const [r] = await take(c.subscribeBodies(listId, bodies(records, 5)));
+    expect(reads).toEqual([0]);
+    const byKey = new Map(r?.result?.outcomes.map((o) => [o.key, o]));
+    expect(byKey.get("a")?.status).toBe("succeeded");
+    expect(byKey.get("gone")).toMatchObject({ status: "failed", code: "forgotten_user" });
+  });
+
+  it("a request that fails after retries fails every record of the batch", async () => {
+    reads = [];
+    const { em, c } = await setup("email", { retry: { ...FAST_RETRY, maxAttempts: 2 } });
+    const listId = em.state.createList("L");
+    em.faults.enqueue({ kind: "status", status: 503 }, { path: "/api/lists/subscribe", times: 5 });
+    const records = [{ key: "a", email: "a@example.com" }];
+    const [r] = await take(c.subscribeBodies(listId, bodies(records, 5)));
+    expect(r?.result?.outcomes).toEqual([
+      expect.objectContaining({
+        key: "a",
+        status: "failed",
+        code: "server_error",
+        retryable: true,
+      }),
+    ]);
+  });
+
+  it("a body over the byte limit is sent as records, cut to size", async () => {
+    reads = [];
+    const { em, c, requests } = await setup("email", { maxBatchBytes: 200 });
+    const listId = em.state.createList("L");
+    const records = Array.from({ length: 6 }, (_, i) => ({
+      key: `k${i}`,
+      email: `person${i}@example.com`,
+    }));
+    const [r] = await take(c.subscribeBodies(listId, bodies(records, 6)));
+    expect(reads).toEqual([0]);
+    expect(r?.result?.outcomes.map((o) => o.status)).toEqual(Array(6).fill("succeeded"));
+    expect(requests.filter((q) => q.path.endsWith("/subscribe")).length).toBeGreaterThan(1);
+    expect(em.state.listSize(listId)).toBe(6);
+    expect(c.bodyBatchRows(50)).toBe(1);
+  });
+});

@@ -1,0 +1,442 @@
+/**
+ * Delivery of one run's plan: the records of each operation streamed from the warehouse to
+ * Iterable, and every outcome written to the run's outcomes table.
+ *
+ * Subscribes go two ways. Where the warehouse can build request bodies (src/planner/bulk.ts), the
+ * members whose identifiers it proves valid leave it as ready JSON, one string per request, and
+ * the outcomes of batches Iterable took whole are written back by one statement: no object per
+ * record in this process. Every other record (unsubscribes, subscribes with identifiers that
+ * need src/identity's verdict or carry a warning, and every record on other warehouses) goes
+ * record by record: validated here, batched by the client, one outcome each.
+ */
+import { CancelledError, type FailureCode, FatalError } from "../errors.js";
+import { validateRow } from "../identity/rules.js";
+import type { BodiesResult, SubscriberBodies } from "../iterable/client.js";
+import type { BatchResult, DeliveryRecord, Operation } from "../iterable/types.js";
+import type { ProjectType } from "../iterable/wire.js";
+import {
+  type BodySpec,
+  batchRuns,
+  bodiesSql,
+  bodyOutcomesSql,
+  bodyRecordsSql,
+  buildsBodies,
+  lastRowSql,
+  MAX_SUBSCRIBER_BYTES,
+  recordSubscribesSql,
+} from "../planner/bulk.js";
+import {
+  duplicateRows,
+  invalidRows,
+  type Plan,
+  type PlanRecord,
+  planRecords,
+} from "../planner/planner.js";
+import type { Source } from "../sources/source.js";
+import type { ListApi } from "./lists.js";
+import type { OutcomeWriter } from "./outcomes.js";
+import type { Progress } from "./run.js";
+
+/** What delivery needs from the Iterable client (src/iterable/client.ts satisfies it). */
+export interface DeliveryApi extends ListApi {
+  subscribe(
+    listId: number,
+    records: AsyncIterable<DeliveryRecord> | Iterable<DeliveryRecord>,
+    opts?: { updateExistingUsersOnly?: boolean; signal?: AbortSignal },
+  ): AsyncIterable<BatchResult>;
+  unsubscribe(
+    listId: number,
+    records: AsyncIterable<DeliveryRecord> | Iterable<DeliveryRecord>,
+    opts?: { signal?: AbortSignal },
+  ): AsyncIterable<BatchResult>;
+  /** Subscribes of pre-built JSON; without it every subscribe goes record by record. */
+  subscribeBodies?<T>(
+    listId: number,
+    batches: AsyncIterable<SubscriberBodies<T>>,
+    opts?: { updateExistingUsersOnly?: boolean; signal?: AbortSignal },
+  ): AsyncIterable<BodiesResult<T>>;
+  /** Subscribers per pre-built request, for subscribers of at most this many JSON bytes. */
+  bodyBatchRows?(maxSubscriberBytes: number): number;
+}
+
+export interface DeliverCtx {
+  api: DeliveryApi;
+  source: Source;
+  plan: Plan;
+  projectType: ProjectType;
+  writer: OutcomeWriter;
+  listId: number;
+  updateExistingUsersOnly: boolean;
+  signal: AbortSignal | undefined;
+  onProgress: ((p: Progress) => void) | undefined;
+  /** what Iterable's answers said that maps onto no record (e.g. a failCount larger than the
+   *  names listed), collected for the report */
+  answerWarnings: Set<string>;
+  /** subscribe rows refused by validation in TypeScript (emails are judged outside SQL) */
+  refused: { count: number };
+}
+
+/** Built batches asked of the warehouse at a time (see bodiesSql). */
+const BATCHES_PER_QUERY = 20;
+
+/** Progress of one operation across the ways its records go. */
+interface Counter {
+  op: Operation;
+  total: number;
+  done: number;
+  failed: number;
+}
+
+function toDelivery(
+  rec: PlanRecord,
+  verdict: Extract<ReturnType<typeof validateRow>, { ok: true }>,
+): DeliveryRecord {
+  const out: DeliveryRecord = { key: rec.identity };
+  if (verdict.email !== undefined) out.email = verdict.email;
+  if (verdict.userId !== undefined) out.userId = verdict.userId;
+  return out;
+}
+
+/** Rows without a usable identity and rows that lost a duplicate conflict: failed records. */
+export async function recordRowFailures(
+  source: Source,
+  plan: Plan,
+  projectType: ProjectType,
+  writer: OutcomeWriter,
+): Promise<void> {
+  if (plan.invalidRows > 0) {
+    for await (const batch of invalidRows(source, plan)) {
+      for (const row of batch) {
+        const v = validateRow(projectType, { email: row.email, userId: row.userId });
+        const wait = writer.add({
+          key: `row:${row.email ?? ""}|${row.userId ?? ""}`,
+          op: "subscribe",
+          email: row.email,
+          userId: row.userId,
+          status: "failed",
+          code: v.ok ? "missing_identifier" : v.code,
+          message: v.ok ? "the row has no usable identifier" : v.message,
+        });
+        if (wait) await wait;
+      }
+    }
+  }
+  if (plan.duplicateRows > 0) {
+    for await (const batch of duplicateRows(source, plan)) {
+      for (const row of batch) {
+        const wait = writer.add({
+          key: `dup:${row.identity}|${row.email ?? ""}|${row.userId ?? ""}`,
+          op: "subscribe",
+          email: row.email,
+          userId: row.userId,
+          status: "failed",
+          code: "duplicate_identity",
+          message: `another row has the same identity (${row.identity}) with different identifiers (email ${row.keptEmail ?? "none"}, userId ${row.keptUserId ?? "none"}); that row was kept`,
+        });
+        if (wait) await wait;
+      }
+    }
+  }
+}
+
+/**
+ * Delivers every planned record of one operation; throws CancelledError when the run is
+ * cancelled, and what the client throws for errors that stop the run.
+ */
+export async function deliverOperation(op: Operation, ctx: DeliverCtx): Promise<void> {
+  const { plan } = ctx;
+  const total =
+    op === "subscribe" ? plan.subscribe.added + plan.subscribe.changed : plan.unsubscribe;
+  if (total === 0) return;
+  const counter: Counter = { op, total, done: 0, failed: 0 };
+  tick(ctx, counter);
+  const bodies = op === "subscribe" ? bodySpec(ctx) : null;
+  try {
+    if (bodies) {
+      await deliverBodies(ctx, counter, bodies);
+      await deliverRecords(ctx, counter, streamRecords(ctx.source, plan, bodies));
+    } else {
+      await deliverRecords(ctx, counter, planRecords(ctx.source, plan, op));
+    }
+  } catch (err) {
+    if (ctx.signal?.aborted && !(err instanceof FatalError)) {
+      throw err instanceof CancelledError
+        ? err
+        : new CancelledError("the run was cancelled", { cause: err });
+    }
+    throw err;
+  }
+}
+
+function tick(ctx: DeliverCtx, c: Counter): void {
+  ctx.onProgress?.({ phase: c.op, total: c.total, done: c.done, failed: c.failed });
+}
+
+/** How the warehouse builds this run's subscribe bodies, or null when it does not. */
+function bodySpec(ctx: DeliverCtx): BodySpec | null {
+  const { api, source } = ctx;
+  if (!buildsBodies(source.dialect) || !api.subscribeBodies || !api.bodyBatchRows) return null;
+  return { projectType: ctx.projectType, batchRows: api.bodyBatchRows(MAX_SUBSCRIBER_BYTES) };
+}
+
+/** Subscribes that go record by record once the built batches are sent. */
+async function* streamRecords(
+  source: Source,
+  plan: Plan,
+  spec: BodySpec,
+): AsyncGenerator<PlanRecord[]> {
+  const sql = recordSubscribesSql(source.dialect, source.stateSchema, plan.tables, spec);
+  for await (const batch of source.stream(sql, [], 5000)) yield batch.map(toPlanRecord);
+}
+
+function text(v: unknown): string | null {
+  return v === null || v === undefined ? null : String(v);
+}
+
+function toPlanRecord(r: Record<string, unknown>): PlanRecord {
+  return {
+    identity: String(r.identity),
+    kind: String(r.kind) as PlanRecord["kind"],
+    email: text(r.email),
+    userId: text(r.user_id),
+  };
+}
+
+/**
+ * Sends the batches the warehouse built. A batch Iterable took whole is only counted, and its
+ * outcome rows are written by the warehouse (in groups, and once more at the end, also when the
+ * run stops part-way); a batch whose answer names failures is read back record by record and
+ * logged like any other.
+ */
+async function deliverBodies(ctx: DeliverCtx, counter: Counter, spec: BodySpec): Promise<void> {
+  const { source, plan, writer } = ctx;
+  const subscribeBodies = ctx.api.subscribeBodies?.bind(ctx.api);
+  if (!subscribeBodies) return;
+  const d = source.dialect;
+  const schema = source.stateSchema;
+  // identifiers of a batch's records as the warehouse holds them (logged with the outcome)
+  const read = async (batch: number) => {
+    const rows = await source.query(bodyRecordsSql(d, schema, plan.tables, spec, batch));
+    return rows.map((r) => ({
+      identity: String(r.identity),
+      email: text(r.email),
+      userId: text(r.user_id),
+    }));
+  };
+  const asDelivery = (r: { identity: string; email: string | null; userId: string | null }) => {
+    const out: DeliveryRecord = { key: r.identity };
+    if (ctx.projectType !== "userId" && r.email !== null) out.email = r.email;
+    if (ctx.projectType !== "email" && r.userId !== null) out.userId = r.userId;
+    return out;
+  };
+  const [last] = await source.query(lastRowSql(d, schema, plan.tables));
+  const lastRow =
+    last?.last_row === null || last?.last_row === undefined ? -1 : Number(last.last_row);
+  const lastBatch = Math.floor(lastRow / spec.batchRows);
+  const segment = (first: number) =>
+    source.query(bodiesSql(d, schema, plan.tables, spec, first, first + BATCHES_PER_QUERY - 1));
+  async function* batches(): AsyncGenerator<SubscriberBodies<number>> {
+    // the next few batches are built while these are sent
+    let next = lastRow >= 0 ? segment(0) : null;
+    for (let first = 0; next !== null; first += BATCHES_PER_QUERY) {
+      const rows = await next;
+      next = first + BATCHES_PER_QUERY <= lastBatch ? segment(first + BATCHES_PER_QUERY) : null;
+      for (const r of rows) {
+        const batch = Number(r.batch);
+        yield {
+          json: String(r.body),
+          count: Number(r.n),
+          tag: batch,
+          records: async () => (await read(batch)).map(asDelivery),
+        };
+      }
+    }
+  }
+  // Batches taken whole, written to the outcomes table in groups while sending goes on: one
+  // insert per run of consecutive batches, one after another, never awaited by the sending loop
+  // (a failed write fails the run when delivery ends, below).
+  let taken: number[] = [];
+  let writing: Promise<void> = Promise.resolve();
+  let writeError: { error: unknown } | null = null;
+  const writeTaken = () => {
+    const runs = batchRuns(taken);
+    taken = [];
+    for (const [first, last] of runs) {
+      const insert = bodyOutcomesSql(d, schema, plan.tables, spec, first, last);
+      writing = writing.then(() =>
+        writeError
+          ? undefined
+          : source.exec(insert).catch((error: unknown) => {
+              writeError = { error };
+            }),
+      );
+    }
+  };
+  try {
+    const stream = subscribeBodies(ctx.listId, batches(), {
+      updateExistingUsersOnly: ctx.updateExistingUsersOnly,
+      ...(ctx.signal ? { signal: ctx.signal } : {}),
+    });
+    for await (const { tag, count, result } of stream) {
+      if (result === null) {
+        writer.countSucceeded("subscribe", count);
+        taken.push(tag);
+        if (taken.length >= 100) writeTaken();
+        counter.done += count;
+      } else {
+        const byKey = new Map((await read(tag)).map((r) => [r.identity, r]));
+        await handleResult(ctx, counter, result, (key) => byKey.get(key));
+      }
+      tick(ctx, counter);
+      if (ctx.signal?.aborted) throw new CancelledError("the run was cancelled");
+    }
+  } finally {
+    writeTaken();
+    await writing;
+  }
+  if (writeError) throw (writeError as { error: unknown }).error;
+}
+
+/** Writes the outcomes of one answer, looking each record's identifiers up by key. */
+async function handleResult(
+  ctx: DeliverCtx,
+  counter: Counter,
+  result: BatchResult,
+  lookup: (key: string) => { email: string | null; userId: string | null } | undefined,
+  warningOf?: (key: string) => { code: FailureCode; message: string } | undefined,
+): Promise<void> {
+  for (const w of result.warnings) if (ctx.answerWarnings.size < 20) ctx.answerWarnings.add(w);
+  for (const o of result.outcomes) {
+    const wait = ctx.writer.addOutcome(o, lookup(o.key), warningOf?.(o.key));
+    if (o.status === "failed") counter.failed++;
+    if (wait) await wait;
+    counter.done++;
+  }
+}
+
+/** Sends records one by one through the client's batching, validating each first. */
+async function deliverRecords(
+  ctx: DeliverCtx,
+  counter: Counter,
+  source: AsyncIterable<PlanRecord[]>,
+): Promise<void> {
+  const { api, projectType, writer, listId, signal } = ctx;
+  const op = counter.op;
+  // Identifiers of each record in flight, to log the outcome with them; bounded by the client's
+  // in-flight window, since records are pulled from the warehouse only as batches complete.
+  const pending = new Map<string, PlanRecord>();
+  const warnings = new Map<string, { code: FailureCode; message: string }>();
+
+  const invalidBeforeSend: { rec: PlanRecord; code: FailureCode; message: string }[] = [];
+  // A plain iterator rather than an async generator: this runs once per record, and a generator's
+  // yield costs several promise turns where `next` here costs one.
+  const batches = source[Symbol.asyncIterator]();
+  let batch: PlanRecord[] = [];
+  let at = 0;
+  const readRecord = async (): Promise<IteratorResult<DeliveryRecord>> => {
+    for (;;) {
+      while (at < batch.length) {
+        const rec = batch[at++] as PlanRecord;
+        signal?.throwIfAborted();
+        const verdict = validateRow(projectType, { email: rec.email, userId: rec.userId });
+        if (!verdict.ok) {
+          invalidBeforeSend.push({ rec, code: verdict.code, message: verdict.message });
+          continue;
+        }
+        const out = toDelivery(rec, verdict);
+        if (verdict.warnings.length > 0 && op === "subscribe") {
+          const w = verdict.warnings[0];
+          if (w) warnings.set(rec.identity, w);
+        }
+        pending.set(rec.identity, rec);
+        return { done: false, value: out };
+      }
+      const next = await batches.next();
+      if (next.done) return { done: true, value: undefined };
+      batch = next.value;
+      at = 0;
+    }
+  };
+  // A consumer whose next() throws does not call return(): the warehouse stream (a cursor, a
+  // connection) is closed here instead, as a for-await loop would.
+  const nextRecord = async (): Promise<IteratorResult<DeliveryRecord>> => {
+    try {
+      return await readRecord();
+    } catch (err) {
+      try {
+        await batches.return?.(undefined);
+      } catch {
+        // closing must not hide why reading stopped
+      }
+      throw err;
+    }
+  };
+  const records: AsyncIterableIterator<DeliveryRecord> = {
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+    next: nextRecord,
+    return: async () => {
+      await batches.return?.(undefined);
+      return { done: true, value: undefined };
+    },
+  };
+
+  const flushInvalid = async () => {
+    if (invalidBeforeSend.length === 0) return;
+    for (const { rec, code, message } of invalidBeforeSend.splice(0)) {
+      // An unsubscribe of a snapshot row whose identifiers are no longer valid cannot be sent;
+      // nothing of it was ever subscribed under those values, so it is dropped as done.
+      const wait = writer.add({
+        key: rec.identity,
+        op,
+        email: rec.email,
+        userId: rec.userId,
+        status: op === "unsubscribe" ? "succeeded" : "failed",
+        code,
+        message,
+      });
+      if (wait) await wait;
+      if (op === "subscribe") {
+        counter.failed++;
+        ctx.refused.count++;
+      }
+      counter.done++;
+    }
+  };
+
+  const stream =
+    op === "subscribe"
+      ? api.subscribe(listId, records, {
+          updateExistingUsersOnly: ctx.updateExistingUsersOnly,
+          ...(signal ? { signal } : {}),
+        })
+      : api.unsubscribe(listId, records, signal ? { signal } : {});
+  const take = (key: string) => {
+    const rec = pending.get(key);
+    pending.delete(key);
+    return rec;
+  };
+  const warningOf =
+    op === "subscribe"
+      ? (key: string) => {
+          if (warnings.size === 0) return undefined;
+          const w = warnings.get(key);
+          warnings.delete(key);
+          return w;
+        }
+      : undefined;
+  try {
+    for await (const result of stream) {
+      await handleResult(ctx, counter, result, take, warningOf);
+      await flushInvalid();
+      tick(ctx, counter);
+      if (signal?.aborted) throw new CancelledError("the run was cancelled");
+    }
+    await flushInvalid();
+    tick(ctx, counter);
+  } catch (err) {
+    await flushInvalid();
+    throw err;
+  }
+}
