@@ -146,15 +146,32 @@ export function analyzeSql(d: Dialect, table: string): string[] {
 
 // ---------------------------------------------------------------- identity rules in SQL
 
-/** userId validity as SQL; must agree with userIdProblem() in src/identity (property-tested). */
+/**
+ * userId validity as SQL; must agree with userIdProblem() in src/identity (property-tested):
+ * 1 to MAX_USER_ID_CHARS printable ASCII characters, no space at either end. DuckDB says it in one
+ * regular expression (a printable non-space character, then up to MAX - 2 printable ones and a
+ * printable non-space one), cheaper than the five tests it replaces. On PostgreSQL a printable
+ * ASCII value has as many bytes as characters, so the length is checked in bytes (O(1)).
+ */
 export function validUserIdSql(d: Dialect, u: string): string {
-  return `(${u} is not null and ${d.length(u)} between 1 and ${MAX_USER_ID_CHARS} and ${d.isPrintableAscii(u)} and ${u} not like ' %' and ${u} not like '% ')`;
+  if (d.name === "duckdb") {
+    return `regexp_full_match(${u}, '[!-~]([ -~]{0,${MAX_USER_ID_CHARS - 2}}[!-~])?')`;
+  }
+  const len = d.name === "postgres" ? `octet_length(${u})` : d.length(u);
+  return `(${u} is not null and ${len} between 1 and ${MAX_USER_ID_CHARS} and ${d.isPrintableAscii(u)} and ${u} not like ' %' and ${u} not like '% ')`;
+}
+
+/** Boolean: `x` (not NULL) has at most `max` characters; the byte length (O(1)) decides most values. */
+function atMostChars(d: Dialect, x: string, max: number): string {
+  if (d.name === "duckdb") return `(strlen(${x}) <= ${max} or length(${x}) <= ${max})`;
+  if (d.name === "postgres") return `(octet_length(${x}) <= ${max} or char_length(${x}) <= ${max})`;
+  return `${d.length(x)} <= ${max}`;
 }
 
 /** Identity of a row per project type; NULL when the row has no usable identifier. Emails are only
  *  normalised here (their validity is judged in TypeScript when the row leaves the warehouse). */
 export function identitySql(d: Dialect, projectType: ProjectType, e: string, u: string): string {
-  const byEmail = `when ${e} is not null and ${d.length(e)} <= ${MAX_EMAIL_CHARS} then ${concat(d, "'e:'", e)}`;
+  const byEmail = `when ${e} is not null and ${atMostChars(d, e, MAX_EMAIL_CHARS)} then ${concat(d, "'e:'", e)}`;
   const byUser = `when ${validUserIdSql(d, u)} then ${concat(d, "'u:'", u)}`;
   switch (projectType) {
     case "email":
@@ -184,9 +201,11 @@ export function trimLowerFast(d: Dialect, x: string): string {
     const slow = d.trimLower(x);
     // Both branches of a CASE must carry the same explicit collation: the slow one may be ICU's.
     const icu = slow.includes('"und-x-icu"') ? ' collate "und-x-icu"' : "";
+    // The last character compared in the "C" collation (its byte), as ascii() tests the first:
+    // cheaper than ascii(substr(x, octet_length(x))), whose substr() walks the characters.
     return (
       `case when octet_length(${x}) = char_length(${x}) and ascii(${x}) between 33 and 126 ` +
-      `and ascii(substr(${x}, octet_length(${x}))) between 33 and 126 then lower(${x} collate "C")${icu} else ${slow} end`
+      `and right(${x} collate "C", 1) between '!' and '~' then lower(${x} collate "C")${icu} else ${slow} end`
     );
   }
   return d.trimLower(x);
