@@ -9,23 +9,32 @@ import type { ProjectType } from "../iterable/wire.js";
 import type { Source } from "../sources/source.js";
 import { runTable } from "./names.js";
 import {
+  analyzeSql,
   buildMembersSql,
   buildOutcomesTableSql,
   buildPlanSql,
   buildRowsSql,
   buildSnapshotSql,
+  DISTINCT_EMAILS_NOTE,
   dropSharedEmailSql,
   duplicateRowsSql,
   identityIndex,
   invalidRowsSql,
   keepSharedEmailLosersSql,
+  keptPreviousCountSql,
   memberCountsSql,
   membersFromUniqueRowsSql,
+  mergeEmailOnlyMembersSql,
   type PlanTables,
   planCountsSql,
   planRecordsSql,
+  restoreRowsSql,
+  rowCountsSql,
   rowStatsSql,
+  setTableNoteSql,
   sharedEmailCountSql,
+  tableNoteSql,
+  uniqueCheckSql,
   workSetupSql,
   workTable,
 } from "./sql.js";
@@ -47,6 +56,7 @@ export interface PlanInput {
 export interface Plan {
   syncName: string;
   runId: number;
+  projectType: ProjectType;
   tables: PlanTables;
   rowsRead: number;
   invalidRows: number;
@@ -129,7 +139,24 @@ export function planTables(syncName: string, runId: number, baseline: string | n
   };
 }
 
-/** Materialises rows, members and plan tables for one run and returns the counts. */
+/** Which members a plan was built from, and what that says about duplicates. */
+interface Members {
+  /** known without a count: every valid row is a member */
+  counts: { member_count: number; multi_count: number } | null;
+  /** userId members dropped because a smaller one carries the same email */
+  sharedEmail: number;
+}
+
+/**
+ * Materialises rows, members and plan tables for one run and returns the counts.
+ *
+ * Members are one per identity. Most models repeat no identity, and then the rows are the members
+ * (membersFromUniqueRowsSql: no grouping). Without a committed snapshot, one count over the rows
+ * decides (rowStatsSql). With one, the plan is built from the rows as they are and checked after
+ * the diff, which shows a repeated identity or a shared email from its own counts
+ * (uniqueCheckSql): no count of distinct values over every row. If the check fails, the members
+ * are built again the general way and the plan with them.
+ */
 export async function preparePlan(input: PlanInput): Promise<Plan> {
   const { source, syncName, runId } = input;
   const d = source.dialect;
@@ -137,9 +164,10 @@ export async function preparePlan(input: PlanInput): Promise<Plan> {
   const cols = await resolveColumns(source, syncName, input.modelSql, input.identifiers);
   const tables = planTables(syncName, runId, input.baseline);
   const hybrid = input.projectType === "hybrid";
+  const planSql = buildPlanSql(d, schema, tables, { resendAll: input.resendAll === true });
   let stats: Record<string, unknown> | undefined;
-  let memberCounts: { member_count: number; multi_count: number } | null = null;
-  let sharedEmail = 0;
+  let members: Members;
+  let planRows: Record<string, unknown>[];
   try {
     await run(
       source,
@@ -155,90 +183,243 @@ export async function preparePlan(input: PlanInput): Promise<Plan> {
       ],
       input.signal,
     );
-    [stats] = await source.query(rowStatsSql(d, schema, tables, input.projectType));
-    const valid = n(stats?.valid_count);
-    // Emails shared by valid rows are the only way to a hybrid merge or a shared email.
-    const emailsShared = hybrid && n(stats?.email_count) > n(stats?.distinct_email_count);
-    const unique = valid === n(stats?.identity_count);
-    if (unique) {
-      await run(
-        source,
-        membersFromUniqueRowsSql(d, schema, tables, {
-          invalid: n(stats?.row_count) > valid,
-          mergeEmails: emailsShared,
-        }),
-        input.signal,
-      );
-      // Every valid row is a member, unless a hybrid merge removed some.
-      if (!emailsShared) memberCounts = { member_count: valid, multi_count: 0 };
-    } else {
-      await run(source, buildMembersSql(d, schema, tables, input.projectType), input.signal);
-    }
-    if (hybrid && (emailsShared || !unique)) {
-      sharedEmail = n((await source.query(sharedEmailCountSql(d, schema, tables)))[0]?.n);
-      if (sharedEmail > 0) {
-        // The renamed rows table is gone: keep the losers' rows for the duplicate-rows stream.
-        if (unique) await source.exec(keepSharedEmailLosersSql(d, schema, tables));
-        await source.exec(dropSharedEmailSql(d, schema, tables));
-      }
-    }
-    await run(
+    const step: PlanStep = {
       source,
-      buildPlanSql(d, schema, tables, { resendAll: input.resendAll === true }),
-      input.signal,
-    );
+      tables,
+      projectType: input.projectType,
+      planSql,
+      signal: input.signal,
+    };
+    // Hybrid, the email check needs a snapshot in which no two rows share an email.
+    const checkAfter =
+      input.baseline !== null &&
+      (!hybrid || (await tableNote(source, input.baseline)) === DISTINCT_EMAILS_NOTE);
+    ({ stats, members, planRows } = checkAfter
+      ? await planCheckedAfter(step)
+      : await planCountedFirst(step));
   } catch (err) {
     if (err instanceof SourceError) {
       throw new SourceError(`sync "${syncName}": planning failed: ${err.message}`, { cause: err });
     }
     throw err;
   }
+  let memberCounts = members.counts;
   if (!memberCounts) {
     const [m] = await source.query(memberCountsSql(d, schema, tables));
     memberCounts = { member_count: n(m?.member_count), multi_count: n(m?.multi_count) };
   }
-  const planRows = await source.query(planCountsSql(d, schema, tables));
   // Only a member merged from several rows can have lost a conflict: skip the join otherwise.
   const duplicateKinds = {
     conflicts: memberCounts.multi_count > 0,
-    sharedEmail: sharedEmail > 0,
+    sharedEmail: members.sharedEmail > 0,
   };
   const dupSql = duplicateRowsSql(d, schema, tables, duplicateKinds);
   const dupRows = dupSql
     ? await source.query(`select count(*) as n from (${dupSql}) x`)
     : [{ n: 0 }];
-  let added = 0;
-  let changed = 0;
-  let unsub = 0;
-  let skipped = 0;
-  for (const row of planRows) {
-    const c = n(row.n);
-    if (row.op === "subscribe") {
-      if (row.kind === "added") added += c;
-      else changed += c;
-    } else if (n(row.send) === 1) unsub += c;
-    else skipped += c;
-  }
-  const members = memberCounts.member_count;
+  const counts = planCounts(planRows);
+  const memberTotal = memberCounts.member_count;
   const rowsRead = n(stats?.row_count);
   return {
     syncName,
     runId,
+    projectType: input.projectType,
     tables,
     rowsRead,
     invalidRows: rowsRead - n(stats?.valid_count),
-    members,
+    members: memberTotal,
     duplicateRows: n(dupRows[0]?.n),
     duplicateKinds,
-    subscribe: { added, changed },
-    unsubscribe: unsub,
-    skippedUnsubscribe: skipped,
-    unchanged: members - added - changed,
+    subscribe: { added: counts.added, changed: counts.changed },
+    unsubscribe: counts.unsubscribe,
+    skippedUnsubscribe: counts.skipped,
+    unchanged: memberTotal - counts.added - counts.changed,
     // Every snapshot row either matched a member (all members but the added ones) or is
     // unsubscribed (sent or not): no need to count the snapshot.
-    previousMembers: input.baseline === null ? 0 : members - added + unsub + skipped,
+    previousMembers:
+      input.baseline === null
+        ? 0
+        : memberTotal - counts.added + counts.unsubscribe + counts.skipped,
     firstRun: input.baseline === null,
   };
+}
+
+/** What the members and plan steps need. */
+interface PlanStep {
+  source: Source;
+  tables: PlanTables;
+  projectType: ProjectType;
+  planSql: string[];
+  signal?: AbortSignal | undefined;
+}
+
+interface Planned {
+  stats: Record<string, unknown> | undefined;
+  members: Members;
+  planRows: Record<string, unknown>[];
+}
+
+/** Members decided by one count over the rows (rowStatsSql), then the plan. */
+async function planCountedFirst(step: PlanStep): Promise<Planned> {
+  const { source, tables, signal } = step;
+  const d = source.dialect;
+  const hybrid = step.projectType === "hybrid";
+  const [stats] = await source.query(rowStatsSql(d, source.stateSchema, tables, step.projectType));
+  const valid = n(stats?.valid_count);
+  // Emails shared by valid rows are the only way to a hybrid merge or a shared email.
+  const emailsShared = hybrid && n(stats?.email_count) > n(stats?.distinct_email_count);
+  const members =
+    valid === n(stats?.identity_count)
+      ? await membersOfRows(source, tables, hybrid, {
+          valid,
+          invalid: n(stats?.row_count) > valid,
+          emailsShared,
+          signal,
+        })
+      : await groupedMembers(source, tables, step.projectType, signal);
+  await run(source, step.planSql, signal);
+  return {
+    stats,
+    members,
+    planRows: await source.query(planCountsSql(d, source.stateSchema, tables)),
+  };
+}
+
+/** Members taken from the rows as they are, the plan, then uniqueCheckSql; if it fails, members
+ *  are built again the general way (grouping, or the hybrid merge) and the plan with them. */
+async function planCheckedAfter(step: PlanStep): Promise<Planned> {
+  const { source, tables, signal } = step;
+  const d = source.dialect;
+  const schema = source.stateSchema;
+  const hybrid = step.projectType === "hybrid";
+  const [stats] = await source.query(rowCountsSql(d, schema, tables));
+  const valid = n(stats?.valid_count);
+  let members = await membersOfRows(source, tables, hybrid, {
+    valid,
+    invalid: n(stats?.row_count) > valid,
+    emailsShared: false,
+    signal,
+  });
+  await run(source, step.planSql, signal);
+  const planRows = await source.query(planCountsSql(d, schema, tables));
+  const check = await source.query(uniqueCheckSql(d, schema, tables, hybrid));
+  const verdict = uniqueVerdict(check[0], planRows, valid);
+  if (verdict.identities && (!hybrid || verdict.emails)) return { stats, members, planRows };
+  if (!verdict.identities) {
+    // A repeated identity: every row back into the rows table, and the general way.
+    await source.exec(restoreRowsSql(d, schema, tables));
+    members = await groupedMembers(source, tables, step.projectType, signal);
+  } else {
+    const merge = [
+      mergeEmailOnlyMembersSql(d, schema, tables),
+      ...analyzeSql(d, workTable(d, schema, tables.members)),
+    ];
+    await run(source, merge, signal);
+    members = { counts: null, sharedEmail: await dropSharedEmails(source, tables, true) };
+  }
+  await run(source, step.planSql, signal);
+  return { stats, members, planRows: await source.query(planCountsSql(d, schema, tables)) };
+}
+
+function planCounts(planRows: Record<string, unknown>[]) {
+  const out = { added: 0, changed: 0, unsubscribe: 0, skipped: 0 };
+  for (const row of planRows) {
+    const c = n(row.n);
+    if (row.op === "subscribe") {
+      if (row.kind === "added") out.added += c;
+      else out.changed += c;
+    } else if (n(row.send) === 1) out.unsubscribe += c;
+    else out.skipped += c;
+  }
+  return out;
+}
+
+/** Reads uniqueCheckSql's answer (see there for why these equalities prove it). */
+function uniqueVerdict(
+  check: Record<string, unknown> | undefined,
+  planRows: Record<string, unknown>[],
+  valid: number,
+): { identities: boolean; emails: boolean } {
+  const c = planCounts(planRows);
+  const removed = c.unsubscribe + c.skipped;
+  const sent = n(check?.sent_emails);
+  return {
+    identities:
+      valid === c.added + n(check?.previous_count) - removed &&
+      n(check?.added_identities) === c.added,
+    emails: n(check?.distinct_sent_emails) === sent && n(check?.members_on_sent_emails) === sent,
+  };
+}
+
+/** Members when no identity repeats: the rows table becomes the members table. */
+async function membersOfRows(
+  source: Source,
+  tables: PlanTables,
+  hybrid: boolean,
+  opts: {
+    valid: number;
+    invalid: boolean;
+    emailsShared: boolean;
+    signal?: AbortSignal | undefined;
+  },
+): Promise<Members> {
+  const d = source.dialect;
+  await run(
+    source,
+    membersFromUniqueRowsSql(d, source.stateSchema, tables, {
+      invalid: opts.invalid,
+      mergeEmails: opts.emailsShared,
+    }),
+    opts.signal,
+  );
+  // Every valid row is a member, unless a hybrid merge removed some.
+  if (!opts.emailsShared)
+    return { counts: { member_count: opts.valid, multi_count: 0 }, sharedEmail: 0 };
+  return { counts: null, sharedEmail: hybrid ? await dropSharedEmails(source, tables, true) : 0 };
+}
+
+/** Members grouped from the rows (an identity repeats). */
+async function groupedMembers(
+  source: Source,
+  tables: PlanTables,
+  projectType: ProjectType,
+  signal?: AbortSignal,
+): Promise<Members> {
+  await run(
+    source,
+    buildMembersSql(source.dialect, source.stateSchema, tables, projectType),
+    signal,
+  );
+  return {
+    counts: null,
+    sharedEmail: projectType === "hybrid" ? await dropSharedEmails(source, tables, false) : 0,
+  };
+}
+
+/** Hybrid: drops the userId members that lose a shared email; returns how many. */
+async function dropSharedEmails(
+  source: Source,
+  tables: PlanTables,
+  fromRows: boolean,
+): Promise<number> {
+  const d = source.dialect;
+  const schema = source.stateSchema;
+  const shared = n((await source.query(sharedEmailCountSql(d, schema, tables)))[0]?.n);
+  if (shared > 0) {
+    // The renamed rows table is gone: keep the losers' rows for the duplicate-rows stream.
+    if (fromRows) await source.exec(keepSharedEmailLosersSql(d, schema, tables));
+    await source.exec(dropSharedEmailSql(d, schema, tables));
+  }
+  return shared;
+}
+
+/** The comment of a state table, or null (none, or a dialect without them). */
+async function tableNote(source: Source, table: string): Promise<string | null> {
+  const sql = tableNoteSql(source.dialect);
+  if (!sql) return null;
+  const rows = await source.query(sql, [source.stateSchema, table]);
+  const note = rows[0]?.note;
+  return typeof note === "string" ? note : null;
 }
 
 function emailIndex(source: Source, table: string): string[] {
@@ -325,14 +506,25 @@ export async function buildSnapshot(
   signal?: AbortSignal,
 ): Promise<void> {
   const d = source.dialect;
+  const schema = source.stateSchema;
   await run(
     source,
     [
-      ...identityIndex(d, source.stateSchema, plan.tables.outcomes),
-      ...buildSnapshotSql(d, source.stateSchema, plan.tables),
+      ...identityIndex(d, schema, plan.tables.outcomes),
+      ...buildSnapshotSql(d, schema, plan.tables),
     ],
     signal,
   );
+  // Members never share an email, except in userId projects (merged or dropped in hybrid ones; the
+  // email is the identity in email ones): unless the snapshot keeps previous rows, none of its rows
+  // do, which spares the next plan a count of distinct emails (uniqueCheckSql).
+  const note = setTableNoteSql(d, schema, plan.tables.snap, DISTINCT_EMAILS_NOTE);
+  if (note && plan.projectType !== "userId") {
+    const kept = plan.tables.previous
+      ? n((await source.query(keptPreviousCountSql(d, schema, plan.tables)))[0]?.n)
+      : 0;
+    if (kept === 0) await source.exec(note);
+  }
 }
 
 /** Drops the run-scoped work tables (everything but the snapshot). */

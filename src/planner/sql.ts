@@ -4,15 +4,17 @@
  * One run goes through these tables, all in the state schema:
  *   rows     every model row, identifiers normalised, identity computed (NULL: no valid identity)
  *   members  one row per identity (duplicates merged; the smallest values win a conflict)
- *            When no identity repeats (the common case, checked by one count), grouping would
- *            change nothing: the rows table is renamed to members instead (no grouping, no copy),
- *            and a new rows table keeps only the rows the streams still need: invalid rows and
- *            losers of a shared email.
+ *            When no identity repeats (the common case), grouping would change nothing: the rows
+ *            table is renamed to members instead (no grouping, no copy), and a new rows table
+ *            keeps only the rows the streams still need: invalid rows and losers of a shared
+ *            email. A first run checks this with one count over the rows (rowStatsSql); a run
+ *            with a committed snapshot checks it after the diff, from the plan (uniqueCheckSql).
  *   plan     what to send: subscribes (added/changed members) and unsubscribes (removed members,
  *            identifiers taken from the snapshot), with `send = 0` for an unsubscribe superseded
  *            by a subscribe of the same person in this run
  *   outcomes one row per record sent or failed, written by the run from Iterable's answers
- *   snap     the new snapshot, built from the previous one, the plan and the confirmed outcomes
+ *   snap     the new snapshot, built from the previous one, the plan and the confirmed outcomes;
+ *            its table comment says when no two of its rows share an email (DISTINCT_EMAILS_NOTE)
  *
  * On DuckDB the run-scoped work tables (rows, members, plan) live in an in-memory catalog attached
  * to the instance (`workTable`), not in the database file: they are rebuilt by every run and never
@@ -269,6 +271,11 @@ export function rowStatsSql(
   );
 }
 
+/** Rows and valid rows only, for a plan that checks identities after the diff (uniqueCheckSql). */
+export function rowCountsSql(d: Dialect, schema: string, t: PlanTables): string {
+  return `select count(*) as row_count, count(identity) as valid_count from ${workTable(d, schema, t.rows)}`;
+}
+
 /**
  * Members when no identity repeats (rowStatsSql: valid rows = distinct identities): every valid
  * row is its own member with the values it has, which is what grouping would give. The rows table
@@ -297,18 +304,32 @@ export function membersFromUniqueRowsSql(
       `delete from ${members} where identity is null`,
     );
   }
-  if (opts.mergeEmails) {
-    // The derived table z is materialised first, which MySQL needs to delete from the table it reads.
-    stmts.push(
-      `delete from ${members} where identity like 'e:%' and email in ` +
-        `(select email from (select email from ${members} where identity like 'u:%' and email is not null) z)`,
-    );
-  }
+  if (opts.mergeEmails) stmts.push(mergeEmailOnlyMembersSql(d, schema, t));
   return [
     ...stmts,
     ...(d.name === "mysql" ? identityIndex(d, schema, t.members) : []),
     ...analyzeSql(d, members),
   ];
+}
+
+/** Hybrid, members of one row each: an email-only member whose email a userId member carries
+ *  merges into it (see membersFromUniqueRowsSql). */
+export function mergeEmailOnlyMembersSql(d: Dialect, schema: string, t: PlanTables): string {
+  const members = workTable(d, schema, t.members);
+  // The derived table z is materialised first, which MySQL needs to delete from the table it reads.
+  return (
+    `delete from ${members} where identity like 'e:%' and email in ` +
+    `(select email from (select email from ${members} where identity like 'u:%' and email is not null) z)`
+  );
+}
+
+/** Puts the members back into the rows table, which then holds every row again (for grouping). */
+export function restoreRowsSql(d: Dialect, schema: string, t: PlanTables): string {
+  const cols = "identity, email, user_id, row_count";
+  return (
+    `insert into ${workTable(d, schema, t.rows)} (${cols}) ` +
+    `select ${cols} from ${workTable(d, schema, t.members)}`
+  );
 }
 
 /**
@@ -466,6 +487,43 @@ export function buildPlanSql(
   return stmts;
 }
 
+/**
+ * Whether a plan built from the rows as they are (membersFromUniqueRowsSql, no grouping) was right:
+ * no identity repeats, and (hybrid) no two members share an email. Checked from the plan instead of
+ * by counting distinct values over every row.
+ *
+ * Identities: a snapshot holds each identity once (it is built from members, one per identity).
+ * In the diff each member is either added (A) or matches one snapshot row, and each of the S
+ * snapshot rows is either removed (R) or matched: with V members, V - A members matched S - R
+ * snapshot rows, which are as many iff no two members matched the same snapshot row. The added
+ * identities are distinct iff `added_identities` = A. So identities are distinct iff
+ * V = A + S - R and added_identities = A.
+ *
+ * Emails (hybrid), given a snapshot in which no two rows share an email (DISTINCT_EMAILS_NOTE):
+ * an unchanged member carries the email of the one snapshot row it matched, so unchanged members
+ * share no email; what is left is the subscribed members (sent): distinct among themselves
+ * (`distinct_sent_emails` = `sent_emails`), and carried by no other member (the members on the
+ * sent emails are the sent members themselves: `members_on_sent_emails` = `sent_emails`).
+ */
+export function uniqueCheckSql(d: Dialect, schema: string, t: PlanTables, hybrid: boolean): string {
+  if (!t.previous) throw new Error("uniqueCheckSql needs the previous snapshot");
+  const plan = workTable(d, schema, t.plan);
+  const members = workTable(d, schema, t.members);
+  const cols = [
+    `(select count(*) from ${d.table(schema, t.previous)}) as previous_count`,
+    `(select count(distinct identity) from ${plan} where kind = 'added') as added_identities`,
+  ];
+  if (hybrid) {
+    const sent = `from ${plan} where op = 'subscribe'`;
+    cols.push(
+      `(select count(email) ${sent}) as sent_emails`,
+      `(select count(distinct email) ${sent}) as distinct_sent_emails`,
+      `(select count(*) from ${members} m where m.email in (select p.email from ${plan} p where p.op = 'subscribe')) as members_on_sent_emails`,
+    );
+  }
+  return `select ${cols.join(", ")}`;
+}
+
 /** Counts for the report: distinct members and those merged from several rows (rows and invalid
  *  rows come from rowStatsSql; the previous snapshot's size follows from the plan). */
 export function memberCountsSql(d: Dialect, schema: string, t: PlanTables): string {
@@ -553,6 +611,66 @@ export const OUTCOME_COLUMNS = [
   "error_message",
 ] as const;
 
+/** `exists` test: the plan row `alias` has a confirmed outcome for `op`. */
+function confirmedSql(d: Dialect, schema: string, t: PlanTables) {
+  const outcomes = d.table(schema, t.outcomes);
+  return (alias: string, op: string) =>
+    `exists (select 1 from ${outcomes} o where o.identity = ${alias}.identity and o.op = '${op}' and o.confirmed = 1)`;
+}
+
+/** When the next snapshot keeps a previous snapshot row `s` instead of the member: for the
+ *  changed member `p` whose subscribe was not confirmed, and for the unsubscribe `p` that was not
+ *  confirmed or that was superseded by a subscribe that was not confirmed. */
+function keptPreviousRows(d: Dialect, schema: string, t: PlanTables) {
+  const plan = workTable(d, schema, t.plan);
+  const confirmed = confirmedSql(d, schema, t);
+  return {
+    changed: (p: string) => `not ${confirmed(p, "subscribe")}`,
+    removed: (p: string, s: string) =>
+      `((${p}.send = 1 and not ${confirmed(p, "unsubscribe")}) or (${p}.send = 0 and not exists (select 1 from ${plan} p2 where p2.op = 'subscribe' and ${samePerson("p2", s)} and ${confirmed("p2", "subscribe")})))`,
+  };
+}
+
+/**
+ * How many previous snapshot rows the next snapshot keeps (buildSnapshotSql). Every other row of
+ * the next snapshot is a member; members never share an email (hybrid: merged or dropped, email
+ * projects: the email is the identity), so with none kept, no two snapshot rows share an email.
+ * An unsubscribe carries its snapshot row's identity and email, so `p` stands for `s`.
+ */
+export function keptPreviousCountSql(d: Dialect, schema: string, t: PlanTables): string {
+  const keeps = keptPreviousRows(d, schema, t);
+  return (
+    `select count(*) as n from ${workTable(d, schema, t.plan)} p where ` +
+    `(p.op = 'subscribe' and p.kind = 'changed' and ${keeps.changed("p")}) or (p.op = 'unsubscribe' and ${keeps.removed("p", "p")})`
+  );
+}
+
+/** The comment of a snapshot table in which no two rows share an email (uniqueCheckSql relies on it). */
+export const DISTINCT_EMAILS_NOTE = "audience-sync: no two rows share an email";
+
+/** Writes `note` as the comment of a table of the state schema; null where the dialect keeps none
+ *  (MySQL: a table comment is an ALTER TABLE). */
+export function setTableNoteSql(
+  d: Dialect,
+  schema: string,
+  table: string,
+  note: string,
+): string | null {
+  if (d.name === "mysql") return null;
+  return `comment on table ${d.table(schema, table)} is ${d.literal(note)}`;
+}
+
+/** The comment of a table of the state schema ($1 schema, $2 table), as `note`; no row or NULL if none. */
+export function tableNoteSql(d: Dialect): string | null {
+  if (d.name === "duckdb") {
+    return `select comment as note from duckdb_tables() where database_name = current_database() and schema_name = $1 and table_name = $2`;
+  }
+  if (d.name === "postgres") {
+    return `select obj_description(c.oid, 'pg_class') as note from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = $1 and c.relname = $2`;
+  }
+  return null;
+}
+
 /**
  * The new snapshot: the baseline is the last confirmed success. It holds
  * - members nothing was sent for (unchanged),
@@ -565,20 +683,19 @@ export const OUTCOME_COLUMNS = [
 export function buildSnapshotSql(d: Dialect, schema: string, t: PlanTables): string[] {
   const members = workTable(d, schema, t.members);
   const plan = workTable(d, schema, t.plan);
-  const outcomes = d.table(schema, t.outcomes);
   const snap = d.table(schema, t.snap);
-  const confirmed = (alias: string, op: string) =>
-    `exists (select 1 from ${outcomes} o where o.identity = ${alias}.identity and o.op = '${op}' and o.confirmed = 1)`;
+  const confirmed = confirmedSql(d, schema, t);
   const parts = [
     `select m.identity, m.email, m.user_id from ${members} m where not exists (select 1 from ${plan} p where p.identity = m.identity and p.op = 'subscribe')`,
     `select p.identity, p.email, p.user_id from ${plan} p where p.op = 'subscribe' and ${confirmed("p", "subscribe")}`,
   ];
   if (t.previous) {
     const prev = d.table(schema, t.previous);
+    const keeps = keptPreviousRows(d, schema, t);
     parts.push(
-      `select s.identity, s.email, s.user_id from ${prev} s join ${plan} p on p.identity = s.identity and p.op = 'subscribe' and p.kind = 'changed' where not ${confirmed("p", "subscribe")}`,
+      `select s.identity, s.email, s.user_id from ${prev} s join ${plan} p on p.identity = s.identity and p.op = 'subscribe' and p.kind = 'changed' where ${keeps.changed("p")}`,
       `select s.identity, s.email, s.user_id from ${prev} s join ${plan} p on p.identity = s.identity and p.op = 'unsubscribe' ` +
-        `where (p.send = 1 and not ${confirmed("p", "unsubscribe")}) or (p.send = 0 and not exists (select 1 from ${plan} p2 where p2.op = 'subscribe' and ${samePerson("p2", "s")} and ${confirmed("p2", "subscribe")}))`,
+        `where ${keeps.removed("p", "s")}`,
     );
   }
   return [
