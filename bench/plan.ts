@@ -92,7 +92,7 @@ async function main(source: Source): Promise<void> {
     const p = await plan(1, null);
     await createOutcomesTable(source, p);
     await source.exec(
-      `insert into ${d.table(schema, p.tables.outcomes)} (identity, op, email, user_id, status, confirmed) ` +
+      `insert into ${workTable(d, schema, p.tables.outcomes)} (identity, op, email, user_id, status, confirmed) ` +
         `select identity, op, email, user_id, 'succeeded', 1 from ${workTable(d, schema, p.tables.plan)} where send = 1`,
     );
     await buildSnapshot(source, p);

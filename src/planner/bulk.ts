@@ -181,8 +181,12 @@ export function recordSubscribesSql(
   );
 }
 
-/** Outcome rows for the built batches `first`..`last` (inclusive), which Iterable took whole. */
-export function bodyOutcomesSql(
+/**
+ * The built subscribes of the batches `first`..`last` as outcome rows (the columns of the
+ * outcomes table, confirmed successes), as a parenthesised select: for the outcomes table and
+ * the sync logs of batches Iterable took whole.
+ */
+export function builtOutcomesSql(
   d: Dialect,
   schema: string,
   t: PlanTables,
@@ -190,11 +194,10 @@ export function bodyOutcomesSql(
   first: number,
   last: number,
 ): string {
-  const columns = () => "identity, 'subscribe', email, user_id, 'succeeded', 1, null, null";
-  return (
-    `insert into ${d.table(schema, t.outcomes)} (identity, op, email, user_id, status, confirmed, error_code, error_message) ` +
-    selectBuilt(d, schema, t, spec, columns, first, last)
-  );
+  const columns = () =>
+    "identity, 'subscribe' as op, email, user_id, 'succeeded' as status, 1 as confirmed, " +
+    "null as error_code, null as error_message";
+  return `(${selectBuilt(d, schema, t, spec, columns, first, last)})`;
 }
 
 /** Sorted batch numbers as runs of consecutive numbers: [first, last] pairs. */

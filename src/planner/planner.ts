@@ -536,5 +536,5 @@ export async function dropWorkTables(source: Source, plan: Plan): Promise<void> 
   for (const table of [plan.tables.rows, plan.tables.members, plan.tables.plan]) {
     await source.exec(d.dropTable(workTable(d, schema, table)));
   }
-  await source.exec(d.dropTable(d.table(schema, plan.tables.outcomes)));
+  await source.exec(d.dropTable(workTable(d, schema, plan.tables.outcomes)));
 }

@@ -584,10 +584,10 @@ export function planRecordsSql(
 /** Table of per-record outcomes written during delivery. `confirmed = 1` marks an outcome the
  *  snapshot may take as done (success, or a failure committed as if synced). */
 export function buildOutcomesTableSql(d: Dialect, schema: string, t: PlanTables): string[] {
-  const outcomes = d.table(schema, t.outcomes);
+  const outcomes = workTable(d, schema, t.outcomes);
   return [
     d.dropTable(outcomes),
-    createTable(d, outcomes, [
+    createWorkTable(d, outcomes, [
       ["identity", keyType(d)],
       ["op", "varchar(12)"],
       ["email", keyType(d)],
@@ -613,7 +613,7 @@ export const OUTCOME_COLUMNS = [
 
 /** `exists` test: the plan row `alias` has a confirmed outcome for `op`. */
 function confirmedSql(d: Dialect, schema: string, t: PlanTables) {
-  const outcomes = d.table(schema, t.outcomes);
+  const outcomes = workTable(d, schema, t.outcomes);
   return (alias: string, op: string) =>
     `exists (select 1 from ${outcomes} o where o.identity = ${alias}.identity and o.op = '${op}' and o.confirmed = 1)`;
 }

@@ -536,17 +536,21 @@ class DuckDbSource extends ConnectionExecutor implements Source {
     table: string,
     columns: string[],
     rows: AsyncIterable<unknown[][]> | Iterable<unknown[][]>,
+    opts: { catalog?: string } = {},
   ): Promise<number> {
     return this.withConnection(async (conn) => {
       const d = this.dialect;
-      const target = d.table(schema, table);
+      const catalog = opts.catalog;
+      const target = catalog
+        ? `${d.quoteIdent(catalog)}.${d.table(schema, table)}`
+        : d.table(schema, table);
       let count = 0;
       try {
         await conn.run("BEGIN TRANSACTION");
         const described = (
           await conn.runAndReadAll(
-            "select column_name, data_type from duckdb_columns() where database_name = current_database() and schema_name = $1 and table_name = $2 order by column_index",
-            [schema, table],
+            "select column_name, data_type from duckdb_columns() where database_name = coalesce($3, current_database()) and schema_name = $1 and table_name = $2 order by column_index",
+            [schema, table, catalog ?? null],
           )
         ).getRows();
         const tableCols = described.map((r) => String(r[0]));
@@ -574,7 +578,7 @@ class DuckDbSource extends ConnectionExecutor implements Source {
           );
         }
         const appender = direct
-          ? await conn.createAppender(table, schema)
+          ? await conn.createAppender(table, schema, catalog)
           : await conn.createAppender(appendTable, "main", "temp");
         const types: DuckDBType[] = [];
         for (let i = 0; i < appender.columnCount; i++) types.push(appender.columnType(i));

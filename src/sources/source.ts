@@ -65,12 +65,15 @@ export interface Source {
   ): AsyncIterable<T[]>;
   /** names and types of the columns a model returns, without reading its rows */
   describe(modelSql: string): Promise<{ name: string; type: string }[]>;
-  /** bulk insert into an existing table; all rows or none; returns the number of rows inserted */
+  /** bulk insert into an existing table; all rows or none; returns the number of rows inserted.
+   *  `catalog`: DuckDB only, the attached database that holds the table (the work catalog of
+   *  run-scoped tables); other sources keep work tables in the schema and ignore it. */
   insertRows(
     schema: string,
     table: string,
     columns: string[],
     rows: AsyncIterable<unknown[][]> | Iterable<unknown[][]>,
+    opts?: { catalog?: string },
   ): Promise<number>;
   /** creates the schema (mysql: database) unless it exists */
   ensureSchema(schema: string): Promise<void>;

@@ -4,6 +4,7 @@
  */
 import { FAILURE_CODES } from "../errors.js";
 import { parseRunTable, tablePrefix } from "../planner/names.js";
+import { workTable } from "../planner/sql.js";
 import type { Source } from "../sources/source.js";
 import { daysAgoSql, nowSql, stateDdl, stateIndexes } from "./tables.js";
 
@@ -317,9 +318,25 @@ export async function appendLogsFromOutcomes(
   runId: number,
   outcomesTable: string,
 ): Promise<void> {
+  await appendLogs(
+    source,
+    sync,
+    runId,
+    workTable(source.dialect, source.stateSchema, outcomesTable),
+  );
+}
+
+/** Sync log rows of outcome rows: `outcomes` is a qualified table, or a parenthesised select,
+ *  with the outcomes table's columns (identity, op, email, user_id, status, error_code, error_message). */
+export async function appendLogs(
+  source: Source,
+  sync: string,
+  runId: number,
+  outcomes: string,
+): Promise<void> {
   await source.exec(
     `insert into ${t(source, "sync_logs")} (sync_name, run_id, record_key, operation, email, user_id, status, error_code, error_message, logged_at) ` +
-      `select ${p(source, 1)}, ${p(source, 2)}, identity, op, email, user_id, status, error_code, error_message, ${nowSql(source.dialect)} from ${t(source, outcomesTable)}`,
+      `select ${p(source, 1)}, ${p(source, 2)}, identity, op, email, user_id, status, error_code, error_message, ${nowSql(source.dialect)} from ${outcomes} o`,
     [sync, runId],
   );
 }

@@ -7,7 +7,7 @@
  */
 import { type FailureCode, redact } from "../errors.js";
 import type { Operation, RecordOutcome } from "../iterable/types.js";
-import { OUTCOME_COLUMNS } from "../planner/sql.js";
+import { DUCKDB_WORK_CATALOG, OUTCOME_COLUMNS } from "../planner/sql.js";
 import type { Source } from "../sources/source.js";
 
 export interface OutcomeRow {
@@ -184,6 +184,14 @@ export class OutcomeWriter {
   }
 
   private async insert(rows: unknown[][]): Promise<void> {
-    await this.source.insertRows(this.source.stateSchema, this.table, [...OUTCOME_COLUMNS], [rows]);
+    await this.source.insertRows(
+      this.source.stateSchema,
+      this.table,
+      [...OUTCOME_COLUMNS],
+      [rows],
+      {
+        catalog: DUCKDB_WORK_CATALOG,
+      },
+    );
   }
 }

@@ -41,10 +41,12 @@ import {
   type RunStatus,
 } from "../state/store.js";
 import {
+  type BuiltBatches,
   type DeliverCtx,
   type DeliveryApi,
   deliverOperation,
   recordRowFailures,
+  writeBuiltOutcomes,
 } from "./deliver.js";
 import { resolveList } from "./lists.js";
 import { OutcomeWriter } from "./outcomes.js";
@@ -317,6 +319,7 @@ export async function runSync(
     let fatal: unknown = null;
     const answerWarnings = new Set<string>();
     const refused = { count: 0 };
+    const built: BuiltBatches = { spec: null, taken: [] };
     try {
       await recordRowFailures(source, plan, projectType, writer);
       // Unsubscribes finish before subscribes start: an identity change can name the same
@@ -333,6 +336,8 @@ export async function runSync(
         onProgress: opts.onProgress,
         answerWarnings,
         refused,
+        logs: sync.observability.retainSyncLogs ? { sync: name, runId } : null,
+        built,
       };
       await deliverOperation("unsubscribe", ctx);
       await deliverOperation("subscribe", ctx);
@@ -358,6 +363,8 @@ export async function runSync(
     if (sync.observability.retainSyncLogs) {
       await appendLogsFromOutcomes(source, name, runId, plan.tables.outcomes);
     }
+    // after the logs above: built batches were logged while sending
+    await writeBuiltOutcomes(source, plan, built);
     await buildSnapshot(source, plan);
     await commitSnapshot(source, name, runId, plan.tables.snap, fingerprint);
     // Committed: from here on the baseline is this run's snapshot, whatever happens below.

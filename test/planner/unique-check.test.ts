@@ -86,7 +86,7 @@ describe.each(dialects)("plans checked after the diff on %s", (dialect) => {
     await createOutcomesTable(source, plan);
     const failed = fail.length > 0 ? fail.map((f) => d.literal(f)).join(", ") : "''";
     await source.exec(
-      `insert into ${d.table(schema, plan.tables.outcomes)} (identity, op, email, user_id, status, confirmed) ` +
+      `insert into ${workTable(d, schema, plan.tables.outcomes)} (identity, op, email, user_id, status, confirmed) ` +
         `select identity, op, email, user_id, 'succeeded', case when identity in (${failed}) then 0 else 1 end ` +
         `from ${workTable(d, schema, plan.tables.plan)} where send = 1`,
     );

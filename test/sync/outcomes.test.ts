@@ -1,9 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { OUTCOME_COLUMNS } from "../../src/planner/sql.js";
+import { OUTCOME_COLUMNS, workSetupSql, workTable } from "../../src/planner/sql.js";
 import { openSource, type Source } from "../../src/sources/index.js";
 import { type OutcomeRow, OutcomeWriter } from "../../src/sync/outcomes.js";
 
 const TABLE = "outcomes_test";
+/** the outcomes table lives with the run's work tables (DuckDB: the in-memory work catalog) */
+let target = "";
 
 function row(i: number, over: Partial<OutcomeRow> = {}): OutcomeRow {
   return {
@@ -23,8 +25,10 @@ describe("OutcomeWriter", () => {
   beforeEach(async () => {
     source = await openSource({ type: "duckdb", path: ":memory:", stateSchema: "state" });
     await source.ensureSchema("state");
+    for (const sql of workSetupSql(source.dialect, "state")) await source.exec(sql);
+    target = workTable(source.dialect, "state", TABLE);
     const cols = OUTCOME_COLUMNS.map((c) => `${c} ${c === "confirmed" ? "integer" : "varchar"}`);
-    await source.exec(`create table state.${TABLE} (${cols.join(", ")})`);
+    await source.exec(`create table ${target} (${cols.join(", ")})`);
   });
   afterEach(async () => {
     await source.close();
@@ -43,7 +47,7 @@ describe("OutcomeWriter", () => {
     }
     await writer.flush();
     const rows = await source.query<{ identity: string; confirmed: number; error_message: string }>(
-      `select identity, confirmed, error_message from state.${TABLE} order by identity`,
+      `select identity, confirmed, error_message from ${target} order by identity`,
     );
     expect(rows).toHaveLength(100);
     expect(new Set(rows.map((r) => r.identity)).size).toBe(100);
@@ -63,7 +67,7 @@ describe("OutcomeWriter", () => {
     }
     await Promise.all(waits);
     await writer.flush();
-    const [count] = await source.query<{ n: number }>(`select count(*) as n from state.${TABLE}`);
+    const [count] = await source.query<{ n: number }>(`select count(*) as n from ${target}`);
     expect(count?.n).toBe(50);
   });
 
