@@ -190,13 +190,17 @@ export async function preparePlan(input: PlanInput): Promise<Plan> {
       planSql,
       signal: input.signal,
     };
-    // Hybrid, the email check needs a snapshot in which no two rows share an email.
-    const checkAfter =
+    // The snapshot to check against after the diff. Hybrid, the email check needs one in which no
+    // two rows share an email.
+    const checkAgainst =
       input.baseline !== null &&
-      (!hybrid || (await tableNote(source, input.baseline)) === DISTINCT_EMAILS_NOTE);
-    ({ stats, members, planRows } = checkAfter
-      ? await planCheckedAfter(step)
-      : await planCountedFirst(step));
+      (!hybrid || (await tableNote(source, input.baseline)) === DISTINCT_EMAILS_NOTE)
+        ? input.baseline
+        : null;
+    ({ stats, members, planRows } =
+      checkAgainst !== null
+        ? await planCheckedAfter(step, checkAgainst)
+        : await planCountedFirst(step));
   } catch (err) {
     if (err instanceof SourceError) {
       throw new SourceError(`sync "${syncName}": planning failed: ${err.message}`, { cause: err });
@@ -287,7 +291,7 @@ async function planCountedFirst(step: PlanStep): Promise<Planned> {
 
 /** Members taken from the rows as they are, the plan, then uniqueCheckSql; if it fails, members
  *  are built again the general way (grouping, or the hybrid merge) and the plan with them. */
-async function planCheckedAfter(step: PlanStep): Promise<Planned> {
+async function planCheckedAfter(step: PlanStep, previous: string): Promise<Planned> {
   const { source, tables, signal } = step;
   const d = source.dialect;
   const schema = source.stateSchema;
@@ -302,7 +306,7 @@ async function planCheckedAfter(step: PlanStep): Promise<Planned> {
   });
   await run(source, step.planSql, signal);
   const planRows = await source.query(planCountsSql(d, schema, tables));
-  const check = await source.query(uniqueCheckSql(d, schema, tables, hybrid));
+  const check = await source.query(uniqueCheckSql(d, schema, tables, previous, hybrid));
   const verdict = uniqueVerdict(check[0], planRows, valid);
   if (verdict.identities && (!hybrid || verdict.emails)) return { stats, members, planRows };
   if (!verdict.identities) {
@@ -347,7 +351,7 @@ function uniqueVerdict(
     identities:
       valid === c.added + n(check?.previous_count) - removed &&
       n(check?.added_identities) === c.added,
-    emails: n(check?.distinct_sent_emails) === sent && n(check?.members_on_sent_emails) === sent,
+    emails: n(check?.distinct_sent_emails) === sent && n(check?.unchanged_on_sent_emails) === 0,
   };
 }
 

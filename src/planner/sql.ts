@@ -502,15 +502,22 @@ export function buildPlanSql(
  * Emails (hybrid), given a snapshot in which no two rows share an email (DISTINCT_EMAILS_NOTE):
  * an unchanged member carries the email of the one snapshot row it matched, so unchanged members
  * share no email; what is left is the subscribed members (sent): distinct among themselves
- * (`distinct_sent_emails` = `sent_emails`), and carried by no other member (the members on the
- * sent emails are the sent members themselves: `members_on_sent_emails` = `sent_emails`).
+ * (`distinct_sent_emails` = `sent_emails`), and carried by no unchanged member. An unchanged
+ * member's snapshot row is the one snapshot row the plan does not name (neither changed nor
+ * removed) with the same email: `unchanged_on_sent_emails` = 0. (The snapshot, in the database
+ * file, is cheaper to read than the members, which may have spilled to disk.)
  */
-export function uniqueCheckSql(d: Dialect, schema: string, t: PlanTables, hybrid: boolean): string {
-  if (!t.previous) throw new Error("uniqueCheckSql needs the previous snapshot");
+export function uniqueCheckSql(
+  d: Dialect,
+  schema: string,
+  t: PlanTables,
+  previous: string,
+  hybrid: boolean,
+): string {
   const plan = workTable(d, schema, t.plan);
-  const members = workTable(d, schema, t.members);
+  const prev = d.table(schema, previous);
   const cols = [
-    `(select count(*) from ${d.table(schema, t.previous)}) as previous_count`,
+    `(select count(*) from ${prev}) as previous_count`,
     `(select count(distinct identity) from ${plan} where kind = 'added') as added_identities`,
   ];
   if (hybrid) {
@@ -518,7 +525,8 @@ export function uniqueCheckSql(d: Dialect, schema: string, t: PlanTables, hybrid
     cols.push(
       `(select count(email) ${sent}) as sent_emails`,
       `(select count(distinct email) ${sent}) as distinct_sent_emails`,
-      `(select count(*) from ${members} m where m.email in (select p.email from ${plan} p where p.op = 'subscribe')) as members_on_sent_emails`,
+      `(select count(*) from ${prev} s where s.email in (select p.email from ${plan} p where p.op = 'subscribe') ` +
+        `and not exists (select 1 from ${plan} p where p.identity = s.identity)) as unchanged_on_sent_emails`,
     );
   }
   return `select ${cols.join(", ")}`;
