@@ -106,8 +106,10 @@ export async function writeBuiltOutcomes(source: Source, plan: Plan, built: Buil
   }
 }
 
-/** Built batches asked of the warehouse at a time (see bodiesSql). */
-const BATCHES_PER_QUERY = 20;
+/** Built batches asked of the warehouse by the first query, so that sending starts at once, and
+ *  by each later one (each query costs ~25 ms beyond its rows; see bodiesSql). */
+const FIRST_QUERY_BATCHES = 4;
+const BATCHES_PER_QUERY = 100;
 
 /**
  * Rows of sync logs written by one statement while sending. DuckDB writes an insert of at least a
@@ -271,14 +273,20 @@ async function deliverBodies(ctx: DeliverCtx, counter: Counter, spec: BodySpec):
   const lastRow =
     last?.last_row === null || last?.last_row === undefined ? -1 : Number(last.last_row);
   const lastBatch = Math.floor(lastRow / spec.batchRows);
-  const segment = (first: number) =>
-    source.query(bodiesSql(d, schema, plan.tables, spec, first, first + BATCHES_PER_QUERY - 1));
+  const segment = (first: number, count: number) => {
+    const rows = source.query(bodiesSql(d, schema, plan.tables, spec, first, first + count - 1));
+    // asked ahead: if sending stops first, nobody awaits it, and its failure must not go unhandled
+    rows.catch(() => undefined);
+    return rows;
+  };
   async function* batches(): AsyncGenerator<SubscriberBodies<number>> {
-    // the next few batches are built while these are sent
-    let next = lastRow >= 0 ? segment(0) : null;
-    for (let first = 0; next !== null; first += BATCHES_PER_QUERY) {
+    // the next batches are built while these are sent
+    let next = lastRow >= 0 ? segment(0, FIRST_QUERY_BATCHES) : null;
+    let after = FIRST_QUERY_BATCHES;
+    while (next !== null) {
       const rows = await next;
-      next = first + BATCHES_PER_QUERY <= lastBatch ? segment(first + BATCHES_PER_QUERY) : null;
+      next = after <= lastBatch ? segment(after, BATCHES_PER_QUERY) : null;
+      after += BATCHES_PER_QUERY;
       for (const r of rows) {
         const batch = Number(r.batch);
         yield {
