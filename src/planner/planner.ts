@@ -116,6 +116,16 @@ export async function resolveColumns(
   return out;
 }
 
+/** Sources whose work tables' home exists: DuckDB's work catalog is attached to the instance,
+ *  which lives as long as the Source. */
+const workHomes = new WeakSet<Source>();
+
+async function ensureWorkHome(source: Source): Promise<void> {
+  if (workHomes.has(source)) return;
+  for (const sql of workSetupSql(source.dialect, source.stateSchema)) await source.exec(sql);
+  workHomes.add(source);
+}
+
 async function run(source: Source, stmts: string[], signal?: AbortSignal): Promise<void> {
   for (const sql of stmts) {
     signal?.throwIfAborted();
@@ -169,10 +179,10 @@ export async function preparePlan(input: PlanInput): Promise<Plan> {
   let members: Members;
   let planRows: Record<string, unknown>[];
   try {
+    await ensureWorkHome(source);
     await run(
       source,
       [
-        ...workSetupSql(d, schema),
         ...buildRowsSql(d, schema, tables, {
           modelSql: input.modelSql,
           projectType: input.projectType,
@@ -536,7 +546,7 @@ export async function dropWorkTables(source: Source, plan: Plan): Promise<void> 
   const d = source.dialect;
   const schema = source.stateSchema;
   // the work catalog is gone if the instance was closed since (a new process, a reopened file)
-  for (const sql of workSetupSql(d, schema)) await source.exec(sql);
+  await ensureWorkHome(source);
   for (const table of [plan.tables.rows, plan.tables.members, plan.tables.plan]) {
     await source.exec(d.dropTable(workTable(d, schema, table)));
   }

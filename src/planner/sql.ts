@@ -281,7 +281,16 @@ export function rowStatsSql(
 
 /** Rows and valid rows only, for a plan that checks identities after the diff (uniqueCheckSql). */
 export function rowCountsSql(d: Dialect, schema: string, t: PlanTables): string {
-  return `select count(*) as row_count, count(identity) as valid_count from ${workTable(d, schema, t.rows)}`;
+  const rows = workTable(d, schema, t.rows);
+  if (d.name === "duckdb") {
+    // DuckDB keeps row counts and whether a column holds NULLs: both answers come from metadata
+    // where count(identity) reads the column.
+    return (
+      `select (select count(*) from ${rows}) as row_count, ` +
+      `(select count(*) from ${rows}) - (select count(*) from ${rows} where identity is null) as valid_count`
+    );
+  }
+  return `select count(*) as row_count, count(identity) as valid_count from ${rows}`;
 }
 
 /**
