@@ -534,10 +534,15 @@ export async function buildSnapshot(
   // do, which spares the next plan a count of distinct emails (uniqueCheckSql).
   const note = setTableNoteSql(d, schema, plan.tables.snap, DISTINCT_EMAILS_NOTE);
   if (note && plan.projectType !== "userId") {
-    const kept = plan.tables.previous
-      ? n((await source.query(keptPreviousCountSql(d, schema, plan.tables)))[0]?.n)
-      : 0;
-    if (kept === 0) await source.exec(note);
+    try {
+      const kept = plan.tables.previous
+        ? n((await source.query(keptPreviousCountSql(d, schema, plan.tables)))[0]?.n)
+        : 0;
+      if (kept === 0) await source.exec(note);
+    } catch {
+      // The note only saves the next plan a count: a snapshot without it is planned against the
+      // general way, and the run commits as well.
+    }
   }
 }
 
