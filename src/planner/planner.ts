@@ -15,6 +15,7 @@ import {
   buildPlanSql,
   buildRowsSql,
   buildSnapshotSql,
+  confirmedSubscribesSql,
   DISTINCT_EMAILS_NOTE,
   dropSharedEmailSql,
   duplicateRowsSql,
@@ -521,11 +522,15 @@ export async function buildSnapshot(
 ): Promise<void> {
   const d = source.dialect;
   const schema = source.stateSchema;
+  const planned = plan.subscribe.added + plan.subscribe.changed;
+  const confirmed = n((await source.query(confirmedSubscribesSql(d, schema, plan.tables)))[0]?.n);
   await run(
     source,
     [
       ...identityIndex(d, schema, plan.tables.outcomes),
-      ...buildSnapshotSql(d, schema, plan.tables),
+      ...buildSnapshotSql(d, schema, plan.tables, {
+        allSubscribesConfirmed: confirmed === planned,
+      }),
     ],
     signal,
   );
