@@ -81,6 +81,13 @@ export function same(d: Dialect, a: string, b: string): string {
   return d.name === "mysql" ? `(${a} <=> ${b})` : `(${a} is not distinct from ${b})`;
 }
 
+/** Column type of identifiers in tables kept after the run (snapshots). DuckDB: FSST named, since
+ *  DuckDB otherwise tries every compression method on each write (1M snapshot rows written in
+ *  ~0.6 s instead of ~1.1 s; uncompressed would be ~0.35 s but twice the size). */
+function storedKeyType(d: Dialect): string {
+  return d.name === "duckdb" ? "varchar using compression fsst" : keyType(d);
+}
+
 /** Column type of identifiers: binary comparison everywhere (MySQL's default collations fold case). */
 export function keyType(d: Dialect): string {
   switch (d.name) {
@@ -749,9 +756,9 @@ export function buildSnapshotSql(
   return [
     d.dropTable(snap),
     createTable(d, snap, [
-      ["identity", keyType(d)],
-      ["email", keyType(d)],
-      ["user_id", keyType(d)],
+      ["identity", storedKeyType(d)],
+      ["email", storedKeyType(d)],
+      ["user_id", storedKeyType(d)],
     ]),
     `insert into ${snap} (identity, email, user_id) ${parts.join(" union all ")}`,
     ...identityIndex(d, schema, t.snap),
