@@ -68,7 +68,7 @@ export const DuckDbSourceSchema = strict({
     .optional()
     .meta({
       description:
-        "Most memory DuckDB's buffer pool may use inside the audience-sync process (DuckDB's memory_limit), e.g. 1GB; beyond it, work tables spill to <database>.tmp. Unset: 256MB. DuckDB's own default is 80% of the machine's RAM.",
+        "Most memory DuckDB's buffer pool may use inside the audience-sync process (DuckDB's memory_limit), e.g. 1GB; beyond it, work tables spill to <database>.tmp. Unset: 192MB. DuckDB's own default is 80% of the machine's RAM.",
     }),
 });
 

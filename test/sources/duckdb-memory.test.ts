@@ -26,9 +26,9 @@ describe("duckdb memoryLimit", () => {
     const file = path.join(dir, "w.duckdb");
     const capped = await openSource({ type: "duckdb", path: file, stateSchema: "s" });
     try {
-      expect(DEFAULT_MEMORY_LIMIT).toBe("256MB");
+      expect(DEFAULT_MEMORY_LIMIT).toBe("192MB");
       // DuckDB prints the setting rounded to a tenth of a MiB
-      expect(Math.abs((await settingBytes(capped)) / 256e6 - 1)).toBeLessThan(0.001);
+      expect(Math.abs((await settingBytes(capped)) / 192e6 - 1)).toBeLessThan(0.001);
     } finally {
       await capped.close();
     }
