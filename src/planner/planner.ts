@@ -444,13 +444,22 @@ function emailIndex(source: Source, table: string): string[] {
 }
 
 /** Streams the records of one operation, in batches of about `batchSize`. */
-export async function* planRecords(
+export function planRecords(
   source: Source,
   plan: Plan,
   op: "subscribe" | "unsubscribe",
   batchSize = 5000,
 ): AsyncGenerator<PlanRecord[]> {
   const sql = planRecordsSql(source.dialect, source.stateSchema, plan.tables, op);
+  return streamPlanRecords(source, sql, batchSize);
+}
+
+/** Streams plan records selected by `sql` (identity, kind, email, user_id of the plan table). */
+export async function* streamPlanRecords(
+  source: Source,
+  sql: string,
+  batchSize = 5000,
+): AsyncGenerator<PlanRecord[]> {
   for await (const batch of source.stream(sql, [], batchSize)) {
     yield batch.map((r) => ({
       identity: String(r.identity),

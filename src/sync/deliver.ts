@@ -31,6 +31,7 @@ import {
   type Plan,
   type PlanRecord,
   planRecords,
+  streamPlanRecords,
 } from "../planner/planner.js";
 import { OUTCOME_COLUMNS, workTable } from "../planner/sql.js";
 import type { Source } from "../sources/source.js";
@@ -194,7 +195,13 @@ export async function deliverOperation(op: Operation, ctx: DeliverCtx): Promise<
   try {
     if (bodies) {
       await deliverBodies(ctx, counter, bodies);
-      await deliverRecords(ctx, counter, streamRecords(ctx.source, plan, bodies));
+      const sql = recordSubscribesSql(
+        ctx.source.dialect,
+        ctx.source.stateSchema,
+        plan.tables,
+        bodies,
+      );
+      await deliverRecords(ctx, counter, streamPlanRecords(ctx.source, sql));
     } else {
       await deliverRecords(ctx, counter, planRecords(ctx.source, plan, op));
     }
@@ -219,27 +226,8 @@ function bodySpec(ctx: DeliverCtx): BodySpec | null {
   return { projectType: ctx.projectType, batchRows: api.bodyBatchRows(MAX_SUBSCRIBER_BYTES) };
 }
 
-/** Subscribes that go record by record once the built batches are sent. */
-async function* streamRecords(
-  source: Source,
-  plan: Plan,
-  spec: BodySpec,
-): AsyncGenerator<PlanRecord[]> {
-  const sql = recordSubscribesSql(source.dialect, source.stateSchema, plan.tables, spec);
-  for await (const batch of source.stream(sql, [], 5000)) yield batch.map(toPlanRecord);
-}
-
 function text(v: unknown): string | null {
   return v === null || v === undefined ? null : String(v);
-}
-
-function toPlanRecord(r: Record<string, unknown>): PlanRecord {
-  return {
-    identity: String(r.identity),
-    kind: String(r.kind) as PlanRecord["kind"],
-    email: text(r.email),
-    userId: text(r.user_id),
-  };
 }
 
 /**
@@ -254,16 +242,25 @@ async function deliverBodies(ctx: DeliverCtx, counter: Counter, spec: BodySpec):
   if (!subscribeBodies) return;
   const d = source.dialect;
   const schema = source.stateSchema;
-  // identifiers of a batch's records as the warehouse holds them (logged with the outcome)
-  const read = async (batch: number) => {
-    const rows = await source.query(bodyRecordsSql(d, schema, plan.tables, spec, batch));
-    return rows.map((r) => ({
-      identity: String(r.identity),
-      email: text(r.email),
-      userId: text(r.user_id),
-    }));
+  // Identifiers of a batch's records as the warehouse holds them: read when its answer names
+  // failures, once for the client's classification and the outcome rows alike.
+  type Held = { identity: string; email: string | null; userId: string | null };
+  const readBack = new Map<number, Promise<Held[]>>();
+  const read = (batch: number): Promise<Held[]> => {
+    let rows = readBack.get(batch);
+    if (!rows) {
+      rows = source.query(bodyRecordsSql(d, schema, plan.tables, spec, batch)).then((found) =>
+        found.map((r) => ({
+          identity: String(r.identity),
+          email: text(r.email),
+          userId: text(r.user_id),
+        })),
+      );
+      readBack.set(batch, rows);
+    }
+    return rows;
   };
-  const asDelivery = (r: { identity: string; email: string | null; userId: string | null }) => {
+  const asDelivery = (r: Held) => {
     const out: DeliveryRecord = { key: r.identity };
     if (ctx.projectType !== "userId" && r.email !== null) out.email = r.email;
     if (ctx.projectType !== "email" && r.userId !== null) out.userId = r.userId;
@@ -339,6 +336,7 @@ async function deliverBodies(ctx: DeliverCtx, counter: Counter, spec: BodySpec):
         counter.done += count;
       } else {
         const byKey = new Map((await read(tag)).map((r) => [r.identity, r]));
+        readBack.delete(tag);
         await handleResult(ctx, counter, result, (key) => byKey.get(key));
       }
       tick(ctx, counter);
