@@ -6,8 +6,11 @@
  * in TypeScript, reading each value out of the warehouse and serialising it again is most of the
  * cost of delivery. The warehouse can prove them valid (`surelyValid`) and write their JSON
  * itself, `batchRows` subscribers to a row, so that delivery reads one string per request.
+ * The planner decides it once per subscribe (`buildableSql`, the plan's `built` column), so that
+ * the bodies, the logs and the outcomes of built batches filter on a flag, not a regex.
  * Every other subscribe (anything `surelyValid` cannot prove, e.g. a non-ASCII email, a rare TLD
- * case, a warning to report) goes the record-by-record way, validated in TypeScript as before.
+ * case, a warning to report, a userId with a quote) goes the record-by-record way, validated in
+ * TypeScript as before.
  *
  * `surelyValid` may say no to a valid row (it then takes the slow way) but must never say yes to
  * one that src/identity refuses: a property test checks it against isValidEmail on every
@@ -75,19 +78,22 @@ export function surelyValidSql(d: Dialect, projectType: ProjectType, e: string, 
 }
 
 /** The most bytes one subscriber of a built body takes: `{"email":"…","userId":"…"}` with a
- *  318-character email and a 52-character userId of quotes and backslashes (each escaped). */
-export const MAX_SUBSCRIBER_BYTES =
-  12 + MAX_LOCAL + 1 + MAX_DOMAIN + 12 + 2 * MAX_USER_ID_CHARS + 2;
+ *  318-character email and a 52-character userId (ASCII, nothing escaped). */
+export const MAX_SUBSCRIBER_BYTES = 12 + MAX_LOCAL + 1 + MAX_DOMAIN + 12 + MAX_USER_ID_CHARS + 2;
 
-/** A userId as the inside of a JSON string: printable ASCII needs only `\` and `"` escaped. */
-function jsonUserId(u: string): string {
-  return `replace(replace(${u}, '\\', '\\\\'), '"', '\\"')`;
+/** Boolean, never NULL: the member is sent in a built body. It is surely valid, and its userId
+ *  (printable ASCII once valid) holds no `"` or `\`, so that the JSON needs no escape at all. */
+export function buildableSql(d: Dialect, projectType: ProjectType, e: string, u: string): string {
+  const valid = surelyValidSql(d, projectType, e, u);
+  if (projectType === "email") return valid;
+  return `(${valid} and coalesce(not contains(${u}, '"') and not contains(${u}, '\\'), true))`;
 }
 
-/** One subscriber's JSON: only the identifiers the project sends (as subscriberJson does). */
+/** One buildable subscriber's JSON (see buildableSql): only the identifiers the project sends,
+ *  exactly as subscriberJson serialises them. */
 export function subscriberJsonSql(projectType: ProjectType, e: string, u: string): string {
-  const email = `'{"email":"' || ${e} || '"}'`;
-  const user = `'{"userId":"' || ${jsonUserId(u)} || '"}'`;
+  const email = `concat('{"email":"', ${e}, '"}')`;
+  const user = `concat('{"userId":"', ${u}, '"}')`;
   switch (projectType) {
     case "email":
       return email;
@@ -96,7 +102,7 @@ export function subscriberJsonSql(projectType: ProjectType, e: string, u: string
     case "hybrid":
       return (
         `case when ${u} is null then ${email} when ${e} is null then ${user} ` +
-        `else '{"email":"' || ${e} || '","userId":"' || ${jsonUserId(u)} || '"}' end`
+        `else concat('{"email":"', ${e}, '","userId":"', ${u}, '"}') end`
       );
   }
 }
@@ -107,9 +113,8 @@ export interface BodySpec {
   batchRows: number;
 }
 
-function bodyRowsWhere(d: Dialect, spec: BodySpec): string {
-  return `op = 'subscribe' and send = 1 and ${surelyValidSql(d, spec.projectType, "email", "user_id")}`;
-}
+/** The plan's subscribes sent in built bodies: the plan marks them (`built`, see buildableSql). */
+const BUILT_ROWS = "op = 'subscribe' and send = 1 and built = 1";
 
 /** The highest rowid of the plan table (NULL when empty): where the batches end. */
 export function lastRowSql(d: Dialect, schema: string, t: PlanTables): string {
@@ -135,7 +140,7 @@ function selectBuilt(
   const n = Math.max(1, Math.floor(spec.batchRows));
   return (
     `select ${columns(n)} from ${workTable(d, schema, t.plan)} ` +
-    `where ${rowRange(n, first, last)} and ${bodyRowsWhere(d, spec)}`
+    `where ${rowRange(n, first, last)} and ${BUILT_ROWS}`
   );
 }
 
@@ -169,15 +174,10 @@ export function bodyRecordsSql(
 }
 
 /** Subscribes that go record by record: every planned subscribe not in a built batch. */
-export function recordSubscribesSql(
-  d: Dialect,
-  schema: string,
-  t: PlanTables,
-  spec: BodySpec,
-): string {
+export function recordSubscribesSql(d: Dialect, schema: string, t: PlanTables): string {
   return (
     `select identity, kind, email, user_id from ${workTable(d, schema, t.plan)} ` +
-    `where op = 'subscribe' and send = 1 and not ${surelyValidSql(d, spec.projectType, "email", "user_id")} order by identity`
+    `where op = 'subscribe' and send = 1 and built = 0 order by identity`
   );
 }
 

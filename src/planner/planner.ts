@@ -7,6 +7,7 @@
 import { ConfigError, SourceError } from "../errors.js";
 import type { ProjectType } from "../iterable/wire.js";
 import type { Source } from "../sources/source.js";
+import { buildableSql, buildsBodies } from "./bulk.js";
 import { runTable } from "./names.js";
 import {
   analyzeSql,
@@ -175,7 +176,12 @@ export async function preparePlan(input: PlanInput): Promise<Plan> {
   const cols = await resolveColumns(source, syncName, input.modelSql, input.identifiers);
   const tables = planTables(syncName, runId, input.baseline);
   const hybrid = input.projectType === "hybrid";
-  const planSql = buildPlanSql(d, schema, tables, { resendAll: input.resendAll === true });
+  const planSql = buildPlanSql(d, schema, tables, {
+    resendAll: input.resendAll === true,
+    ...(buildsBodies(d)
+      ? { buildable: (e: string, u: string) => buildableSql(d, input.projectType, e, u) }
+      : {}),
+  });
   let stats: Record<string, unknown> | undefined;
   let members: Members;
   let planRows: Record<string, unknown>[];
@@ -522,26 +528,40 @@ export async function createOutcomesTable(source: Source, plan: Plan): Promise<v
   await run(source, buildOutcomesTableSql(source.dialect, source.stateSchema, plan.tables));
 }
 
+/**
+ * Confirmed subscribes the outcomes table does not hold: built batches Iterable took whole
+ * (src/sync/deliver.ts). `write` puts their outcome rows in; the snapshot needs them only when
+ * some planned subscribe was not confirmed.
+ */
+export interface UnwrittenOutcomes {
+  rows: number;
+  write(): Promise<void>;
+}
+
 /** Builds the next snapshot from the plan and the confirmed outcomes. Registering it as the
  *  baseline is a separate step (src/state commitSnapshot): until then the old one stands. */
 export async function buildSnapshot(
   source: Source,
   plan: Plan,
-  signal?: AbortSignal,
+  opts: { unwritten?: UnwrittenOutcomes; signal?: AbortSignal } = {},
 ): Promise<void> {
   const d = source.dialect;
   const schema = source.stateSchema;
   const planned = plan.subscribe.added + plan.subscribe.changed;
-  const confirmed = n((await source.query(confirmedSubscribesSql(d, schema, plan.tables)))[0]?.n);
+  const confirmed =
+    n((await source.query(confirmedSubscribesSql(d, schema, plan.tables)))[0]?.n) +
+    (opts.unwritten?.rows ?? 0);
+  const allSubscribesConfirmed = confirmed === planned;
+  if (!allSubscribesConfirmed && opts.unwritten && opts.unwritten.rows > 0) {
+    await opts.unwritten.write();
+  }
   await run(
     source,
     [
       ...identityIndex(d, schema, plan.tables.outcomes),
-      ...buildSnapshotSql(d, schema, plan.tables, {
-        allSubscribesConfirmed: confirmed === planned,
-      }),
+      ...buildSnapshotSql(d, schema, plan.tables, { allSubscribesConfirmed }),
     ],
-    signal,
+    opts.signal,
   );
   // Members never share an email, except in userId projects (merged or dropped in hybrid ones; the
   // email is the identity in email ones): unless the snapshot keeps previous rows, none of its rows
@@ -550,7 +570,13 @@ export async function buildSnapshot(
   if (note && plan.projectType !== "userId") {
     try {
       const kept = plan.tables.previous
-        ? n((await source.query(keptPreviousCountSql(d, schema, plan.tables)))[0]?.n)
+        ? n(
+            (
+              await source.query(
+                keptPreviousCountSql(d, schema, plan.tables, { allSubscribesConfirmed }),
+              )
+            )[0]?.n,
+          )
         : 0;
       if (kept === 0) await source.exec(note);
     } catch {

@@ -441,15 +441,23 @@ function samePerson(p: string, s: string): string {
   return `${p}.email = ${s}.email and (${s}.identity like 'e:%' or ${p}.identity like 'e:%')`;
 }
 
-/** The plan: subscribes for added and changed members, unsubscribes for removed ones. */
+/**
+ * The plan: subscribes for added and changed members, unsubscribes for removed ones.
+ * `built` marks the subscribes the warehouse sends as built JSON (1) from those that go record by
+ * record (0): `opts.buildable(email, userId)` is the boolean SQL that decides (src/planner/bulk.ts),
+ * or absent where the warehouse builds no bodies. Decided once here, over the subscribes only.
+ */
 export function buildPlanSql(
   d: Dialect,
   schema: string,
   t: PlanTables,
-  opts: { resendAll?: boolean } = {},
+  opts: { resendAll?: boolean; buildable?: (e: string, u: string) => string } = {},
 ): string[] {
   const members = workTable(d, schema, t.members);
   const plan = workTable(d, schema, t.plan);
+  const cols = "identity, op, kind, email, user_id, send, built";
+  const built = (e: string, u: string, subscribe: string) =>
+    opts.buildable ? `case when ${subscribe} and ${opts.buildable(e, u)} then 1 else 0 end` : "0";
   const stmts = [
     d.dropTable(plan),
     createWorkTable(d, plan, [
@@ -459,12 +467,13 @@ export function buildPlanSql(
       ["email", keyType(d)],
       ["user_id", keyType(d)],
       ["send", intType(d)],
+      ["built", intType(d)],
     ]),
   ];
   if (!t.previous) {
     stmts.push(
-      `insert into ${plan} (identity, op, kind, email, user_id, send) ` +
-        `select m.identity, 'subscribe', 'added', m.email, m.user_id, 1 from ${members} m`,
+      `insert into ${plan} (${cols}) ` +
+        `select m.identity, 'subscribe', 'added', m.email, m.user_id, 1, ${built("m.email", "m.user_id", "true")} from ${members} m`,
     );
     return stmts;
   }
@@ -485,7 +494,7 @@ export function buildPlanSql(
     // One full outer join of members and snapshot gives both sides of the diff in one pass
     // (MySQL has no FULL JOIN: it takes the two statements below).
     stmts.push(
-      `insert into ${plan} (identity, op, kind, email, user_id, send) ` +
+      `insert into ${plan} (${cols}) ` +
         `with diff as materialized (select coalesce(m.identity, s.identity) as identity, ` +
         `case when m.identity is null then 'unsubscribe' else 'subscribe' end as op, ` +
         `case when m.identity is null then 'removed' when s.identity is null then 'added' else 'changed' end as kind, ` +
@@ -494,21 +503,23 @@ export function buildPlanSql(
         `from ${members} m full outer join ${prev} s on s.identity = m.identity ` +
         `where m.identity is null or s.identity is null or ${changed("m", "s")}) ` +
         `select x.identity, x.op, x.kind, x.email, x.user_id, ` +
-        `case when x.op = 'unsubscribe' and (${resubscribed("x", "diff")}) then 0 else 1 end from diff x`,
+        `case when x.op = 'unsubscribe' and (${resubscribed("x", "diff")}) then 0 else 1 end, ` +
+        `${built("x.email", "x.user_id", "x.op = 'subscribe'")} from diff x`,
       ...identityIndex(d, schema, t.plan),
       ...analyzeSql(d, plan),
     );
     return stmts;
   }
   stmts.push(
-    `insert into ${plan} (identity, op, kind, email, user_id, send) ` +
-      `select m.identity, 'subscribe', case when s.identity is null then 'added' else 'changed' end, m.email, m.user_id, 1 ` +
+    `insert into ${plan} (${cols}) ` +
+      `select m.identity, 'subscribe', case when s.identity is null then 'added' else 'changed' end, m.email, m.user_id, 1, ` +
+      `${built("m.email", "m.user_id", "true")} ` +
       `from ${members} m left join ${prev} s on s.identity = m.identity ` +
       `where s.identity is null or ${changed("m", "s")}`,
     ...identityIndex(d, schema, t.plan),
-    `insert into ${plan} (identity, op, kind, email, user_id, send) ` +
+    `insert into ${plan} (${cols}) ` +
       `select s.identity, 'unsubscribe', 'removed', s.email, s.user_id, ` +
-      `case when ${resubscribed("s", plan)} then 0 else 1 end ` +
+      `case when ${resubscribed("s", plan)} then 0 else 1 end, 0 ` +
       `from ${prev} s where not exists (select 1 from ${members} m where m.identity = s.identity)`,
   );
   return stmts;
@@ -666,14 +677,26 @@ function confirmedSql(d: Dialect, schema: string, t: PlanTables) {
 
 /** When the next snapshot keeps a previous snapshot row `s` instead of the member: for the
  *  changed member `p` whose subscribe was not confirmed, and for the unsubscribe `p` that was not
- *  confirmed or that was superseded by a subscribe that was not confirmed. */
-function keptPreviousRows(d: Dialect, schema: string, t: PlanTables) {
+ *  confirmed or that was superseded by a subscribe that was not confirmed. With every planned
+ *  subscribe confirmed (`allSubscribesConfirmed`), only unconfirmed unsubscribes keep theirs: the
+ *  outcomes table then need not hold the subscribes' outcomes (built batches taken whole). */
+function keptPreviousRows(
+  d: Dialect,
+  schema: string,
+  t: PlanTables,
+  allSubscribesConfirmed: boolean,
+) {
   const plan = workTable(d, schema, t.plan);
   const confirmed = confirmedSql(d, schema, t);
+  const unconfirmedUnsubscribe = (p: string) =>
+    `(${p}.send = 1 and not ${confirmed(p, "unsubscribe")})`;
+  if (allSubscribesConfirmed) {
+    return { changed: () => "false", removed: (p: string) => unconfirmedUnsubscribe(p) };
+  }
   return {
     changed: (p: string) => `not ${confirmed(p, "subscribe")}`,
     removed: (p: string, s: string) =>
-      `((${p}.send = 1 and not ${confirmed(p, "unsubscribe")}) or (${p}.send = 0 and not exists (select 1 from ${plan} p2 where p2.op = 'subscribe' and ${samePerson("p2", s)} and ${confirmed("p2", "subscribe")})))`,
+      `(${unconfirmedUnsubscribe(p)} or (${p}.send = 0 and not exists (select 1 from ${plan} p2 where p2.op = 'subscribe' and ${samePerson("p2", s)} and ${confirmed("p2", "subscribe")})))`,
   };
 }
 
@@ -683,8 +706,13 @@ function keptPreviousRows(d: Dialect, schema: string, t: PlanTables) {
  * projects: the email is the identity), so with none kept, no two snapshot rows share an email.
  * An unsubscribe carries its snapshot row's identity and email, so `p` stands for `s`.
  */
-export function keptPreviousCountSql(d: Dialect, schema: string, t: PlanTables): string {
-  const keeps = keptPreviousRows(d, schema, t);
+export function keptPreviousCountSql(
+  d: Dialect,
+  schema: string,
+  t: PlanTables,
+  opts: { allSubscribesConfirmed?: boolean } = {},
+): string {
+  const keeps = keptPreviousRows(d, schema, t, opts.allSubscribesConfirmed === true);
   return (
     `select count(*) as n from ${workTable(d, schema, t.plan)} p where ` +
     `(p.op = 'subscribe' and p.kind = 'changed' and ${keeps.changed("p")}) or (p.op = 'unsubscribe' and ${keeps.removed("p", "p")})`
@@ -746,9 +774,14 @@ export function buildSnapshotSql(
       ];
   if (t.previous) {
     const prev = d.table(schema, t.previous);
-    const keeps = keptPreviousRows(d, schema, t);
+    const all = opts.allSubscribesConfirmed === true;
+    const keeps = keptPreviousRows(d, schema, t, all);
+    if (!all) {
+      parts.push(
+        `select s.identity, s.email, s.user_id from ${prev} s join ${plan} p on p.identity = s.identity and p.op = 'subscribe' and p.kind = 'changed' where ${keeps.changed("p")}`,
+      );
+    }
     parts.push(
-      `select s.identity, s.email, s.user_id from ${prev} s join ${plan} p on p.identity = s.identity and p.op = 'subscribe' and p.kind = 'changed' where ${keeps.changed("p")}`,
       `select s.identity, s.email, s.user_id from ${prev} s join ${plan} p on p.identity = s.identity and p.op = 'unsubscribe' ` +
         `where ${keeps.removed("p", "s")}`,
     );

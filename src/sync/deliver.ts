@@ -83,16 +83,17 @@ export interface DeliverCtx {
   built: BuiltBatches;
 }
 
-/** Built batches Iterable took whole (their numbers). */
+/** Built batches Iterable took whole: their numbers and how many records they hold. */
 export interface BuiltBatches {
   spec: BodySpec | null;
   taken: number[];
+  rows: number;
 }
 
 /**
  * Outcome rows of the built batches Iterable took whole, written by one statement per run of
  * batches. Their sync logs were written while sending: call this after the other outcomes were
- * logged (appendLogsFromOutcomes) and before the snapshot is built from the outcomes.
+ * logged (appendLogsFromOutcomes), when the snapshot needs them (buildSnapshot's `unwritten`).
  */
 export async function writeBuiltOutcomes(source: Source, plan: Plan, built: BuiltBatches) {
   const { spec } = built;
@@ -195,12 +196,7 @@ export async function deliverOperation(op: Operation, ctx: DeliverCtx): Promise<
   try {
     if (bodies) {
       await deliverBodies(ctx, counter, bodies);
-      const sql = recordSubscribesSql(
-        ctx.source.dialect,
-        ctx.source.stateSchema,
-        plan.tables,
-        bodies,
-      );
+      const sql = recordSubscribesSql(ctx.source.dialect, ctx.source.stateSchema, plan.tables);
       await deliverRecords(ctx, counter, streamPlanRecords(ctx.source, sql));
     } else {
       await deliverRecords(ctx, counter, planRecords(ctx.source, plan, op));
@@ -331,6 +327,7 @@ async function deliverBodies(ctx: DeliverCtx, counter: Counter, spec: BodySpec):
         writer.countSucceeded("subscribe", count);
         taken.push(tag);
         ctx.built.taken.push(tag);
+        ctx.built.rows += count;
         takenRows += count;
         if (takenRows >= LOG_GROUP_ROWS) logTaken();
         counter.done += count;

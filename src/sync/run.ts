@@ -319,7 +319,7 @@ export async function runSync(
     let fatal: unknown = null;
     const answerWarnings = new Set<string>();
     const refused = { count: 0 };
-    const built: BuiltBatches = { spec: null, taken: [] };
+    const built: BuiltBatches = { spec: null, taken: [], rows: 0 };
     try {
       await recordRowFailures(source, plan, projectType, writer);
       // Unsubscribes finish before subscribes start: an identity change can name the same
@@ -363,9 +363,12 @@ export async function runSync(
     if (sync.observability.retainSyncLogs) {
       await appendLogsFromOutcomes(source, name, runId, plan.tables.outcomes);
     }
-    // after the logs above: built batches were logged while sending
-    await writeBuiltOutcomes(source, plan, built);
-    await buildSnapshot(source, plan);
+    // Built batches were logged while sending; their outcome rows are written only if the
+    // snapshot needs them (some subscribe not confirmed), after the logs above.
+    const planned = plan;
+    await buildSnapshot(source, planned, {
+      unwritten: { rows: built.rows, write: () => writeBuiltOutcomes(source, planned, built) },
+    });
     await commitSnapshot(source, name, runId, plan.tables.snap, fingerprint);
     // Committed: from here on the baseline is this run's snapshot, whatever happens below.
 
