@@ -10,7 +10,10 @@
  *                    8 requests in flight (undici keep-alive pool): what the emulator can absorb;
  *   sync             a child process runs one real first sync (withSync + runSync, default
  *                    destination settings: 1,000 per request, concurrency 4) of the whole model
- *                    to a new list; it reports its wall time, delivery window and peak RSS.
+ *                    to a new list; it reports its wall time, delivery window and peak RSS, and
+ *                    the CPU time it spent (all threads, DuckDB's included) against the emulator's
+ *                    in the same window (/proc): on a 2-core machine the two share the cores, so
+ *                    CPU time shows where the time goes when wall times are noisy.
  * Then, for each change k: the model is changed by SQL, and a child times preparePlan against the
  * committed snapshot (work tables dropped), then runs the real second sync.
  */
@@ -26,6 +29,7 @@ import { getMetadata } from "../src/state/store.js";
 import { withSync } from "../src/sync/context.js";
 import { type RunReport, runSync } from "../src/sync/run.js";
 import { runJson, spawnJson } from "./lib/child.js";
+import { processCpuMs } from "./lib/cpu.js";
 import { postBodies } from "./lib/loader.js";
 import { maxRss, sampleRss } from "./lib/rss.js";
 import { mb, median, num, secs } from "./lib/stats.js";
@@ -64,6 +68,12 @@ interface SyncResult {
   planMs: number | null;
   peakRss: number;
   maxRss: number;
+  /** CPU time of this process during the run (all its threads, DuckDB's included), ms */
+  cpuMs: number;
+  /** ms of CPU from the start of the run to the first progress report of each phase */
+  phaseCpu: Record<string, number>;
+  /** CPU time of the emulator process during the run, ms (filled in by the parent) */
+  emulatorCpuMs?: number;
   status: string;
   succeeded: number;
   failed: number;
@@ -143,6 +153,12 @@ async function childSync(second: boolean): Promise<void> {
     let deliveryStart = 0;
     let deliveryEnd = 0;
     const phases: Record<string, number> = {};
+    const phaseCpu: Record<string, number> = {};
+    const cpu0 = process.cpuUsage();
+    const cpuAt = () => {
+      const c = process.cpuUsage(cpu0);
+      return Math.round((c.user + c.system) / 1000);
+    };
     const started = performance.now();
     const report = await withSync(config, sync, ({ resolved, source, api }) =>
       runSync(
@@ -155,12 +171,14 @@ async function childSync(second: boolean): Promise<void> {
             if (p.phase === "commit" && deliveryEnd === 0) deliveryEnd = performance.now();
             const at = Math.round(performance.now() - started);
             phases[p.phase] ??= at;
+            phaseCpu[p.phase] ??= cpuAt();
             if (p.done > 0) phases[`${p.phase} first answer`] ??= at;
           },
         },
       ),
     );
     const ms = performance.now() - started;
+    const cpuMs = cpuAt();
     const result: SyncResult = {
       ms,
       deliveryMs: deliveryStart > 0 && deliveryEnd > 0 ? deliveryEnd - deliveryStart : 0,
@@ -168,6 +186,8 @@ async function childSync(second: boolean): Promise<void> {
       planMs,
       peakRss: rss.peak(),
       maxRss: maxRss(),
+      cpuMs,
+      phaseCpu: { ...phaseCpu, end: cpuMs },
       status: report.status,
       succeeded: report.succeeded.subscribe + report.succeeded.unsubscribe,
       failed: report.failed.subscribe + report.failed.unsubscribe,
@@ -216,7 +236,13 @@ async function admin(pool: Pool, path: string, body: unknown): Promise<unknown> 
 }
 
 /** The ceiling: pre-built bodies posted with `concurrency` requests in flight; subscribers/s. */
-async function ceiling(url: string, subscriberJson: string[], concurrency: number, round: number) {
+async function ceiling(
+  url: string,
+  subscriberJson: string[],
+  concurrency: number,
+  round: number,
+  emulatorPid: number | undefined,
+) {
   const pool = new Pool(url, { connections: concurrency, pipelining: 1 });
   try {
     await admin(pool, "/_emulator/reset", {});
@@ -227,11 +253,15 @@ async function ceiling(url: string, subscriberJson: string[], concurrency: numbe
       Buffer.from(`{"listId":${listId},"subscribers":${s},"updateExistingUsersOnly":false}`),
     );
     const headers = { "api-key": KEY, "content-type": "application/json" };
+    const emulatorCpu0 = processCpuMs(emulatorPid);
     const started = performance.now();
     const succeeded = await postBodies(pool, headers, bodies, concurrency);
     const seconds = (performance.now() - started) / 1000;
+    const emulatorCpu1 = processCpuMs(emulatorPid);
     await admin(pool, "/_emulator/reset", {});
-    return { rate: succeeded / seconds, succeeded, seconds };
+    const emulatorCpuMs =
+      emulatorCpu0 !== null && emulatorCpu1 !== null ? emulatorCpu1 - emulatorCpu0 : null;
+    return { rate: succeeded / seconds, succeeded, seconds, emulatorCpuMs };
   } finally {
     await pool.close();
   }
@@ -258,14 +288,17 @@ async function main(): Promise<void> {
     const subscriberJson = prebuilt(rows);
     const c4: number[] = [];
     const c8: number[] = [];
+    const ceilingEmulatorCpu: number[] = [];
     const firsts: SyncResult[] = [];
     let lastSync = "";
     for (let r = 0; r < runs; r++) {
-      const a = await ceiling(url, subscriberJson, 4, r);
+      const a = await ceiling(url, subscriberJson, 4, r, emulator.pid);
       c4.push(a.rate);
-      const b = await ceiling(url, subscriberJson, 8, r);
+      if (a.emulatorCpuMs !== null) ceilingEmulatorCpu.push(a.emulatorCpuMs);
+      const b = await ceiling(url, subscriberJson, 8, r, emulator.pid);
       c8.push(b.rate);
       lastSync = `bench_first_${r}`;
+      const emulatorCpu0 = processCpuMs(emulator.pid);
       const res = await runJson<SyncResult>(
         SELF,
         [
@@ -283,12 +316,17 @@ async function main(): Promise<void> {
         ],
         values.profile && r === 0 ? ["--cpu-prof", "--cpu-prof-dir", values.profile] : [],
       );
+      const emulatorCpu1 = processCpuMs(emulator.pid);
+      if (emulatorCpu0 !== null && emulatorCpu1 !== null)
+        res.emulatorCpuMs = emulatorCpu1 - emulatorCpu0;
       firsts.push(res);
       console.log(
         `round ${r + 1}: ceiling c4 ${Math.round(a.rate)}/s, c8 ${Math.round(b.rate)}/s; ` +
           `first sync ${res.status}: ${res.succeeded} in ${secs(res.ms)} = ${Math.round(res.succeeded / (res.ms / 1000))}/s ` +
           `(delivery ${secs(res.deliveryMs)} = ${Math.round(res.succeeded / (res.deliveryMs / 1000))}/s), ` +
-          `peak RSS ${mb(res.peakRss)}, maxRSS ${mb(res.maxRss)}; phases (s from start): ${phaseLine(res.phases)}`,
+          `peak RSS ${mb(res.peakRss)}, maxRSS ${mb(res.maxRss)}; CPU: sync ${secs(res.cpuMs)}, emulator ${secs(res.emulatorCpuMs ?? 0)} ` +
+          `(ceiling c4: emulator ${secs(a.emulatorCpuMs ?? 0)}); phases (s from start): ${phaseLine(res.phases)}; ` +
+          `CPU at phase start: ${phaseLine(res.phaseCpu)}`,
       );
     }
 
@@ -337,6 +375,11 @@ async function main(): Promise<void> {
       ratioDeliveryToC4: Number((deliveryRate / median(c4)).toFixed(2)),
       firstSyncPeakRss: Math.max(...firsts.map((f) => f.peakRss)),
       firstSyncMaxRss: Math.max(...firsts.map((f) => f.maxRss)),
+      firstSyncCpuMs: Math.round(median(firsts.map((f) => f.cpuMs))),
+      firstSyncEmulatorCpuMs: Math.round(median(firsts.map((f) => f.emulatorCpuMs ?? 0))),
+      ceilingC4EmulatorCpuMs: Math.round(
+        median(ceilingEmulatorCpu.length ? ceilingEmulatorCpu : [0]),
+      ),
       secondSyncMs: Math.round(median(seconds.map((s) => s.ms))),
       secondPlanMs: Math.round(median(seconds.map((s) => s.planMs ?? 0))),
       ratioSecondToPlan: Number(median(seconds.map((s) => s.ms / (s.planMs ?? 1))).toFixed(2)),
