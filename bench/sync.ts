@@ -355,7 +355,7 @@ async function main(): Promise<void> {
       console.log(
         `change ${k}: plan ${secs(res.planMs ?? 0)}, second sync ${res.status} ${secs(res.ms)} ` +
           `(${res.planned.subscribe} subscribe, ${res.planned.unsubscribe} unsubscribe; delivery ${secs(res.deliveryMs)}), ` +
-          `ratio ${(res.ms / (res.planMs ?? 1)).toFixed(2)}, peak RSS ${mb(res.peakRss)}`,
+          `ratio ${(res.ms / (res.planMs ?? 1)).toFixed(2)}, peak RSS ${mb(res.peakRss)}; phases (s from start): ${phaseLine(res.phases)}`,
       );
     }
 

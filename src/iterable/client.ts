@@ -68,8 +68,9 @@ export interface SubscribeOptions extends DeliveryOptions {
  * that a batch costs one string instead of one object per subscriber.
  */
 export interface SubscriberBodies<T> {
-  /** the subscribers' JSON objects, comma-separated, without the enclosing brackets */
-  json: string;
+  /** the subscribers' JSON objects, comma-separated, without the enclosing brackets: text, or
+   *  its UTF-8 bytes (sent as they are, with no string in between) */
+  json: string | Uint8Array;
   count: number;
   /** the caller's name for the batch, handed back with its result */
   tag: T;
@@ -248,13 +249,18 @@ export class IterableClient {
     const updateOnly = opts.updateExistingUsersOnly === true && this.projectType !== "email";
     const envelope = updateOnly ? { listId, updateExistingUsersOnly: true } : { listId };
     const head = `${JSON.stringify(envelope).slice(0, -1)},"subscribers":[`;
+    const headBytes = Buffer.from(head);
+    const tailBytes = Buffer.from("]}");
     return mapWindow(
       batches,
       this.concurrency,
       async (batch, signal): Promise<BodiesResult<T>> => {
-        const body = `${head}${batch.json}]}`;
+        const body =
+          typeof batch.json === "string"
+            ? Buffer.from(`${head}${batch.json}]}`)
+            : Buffer.concat([headBytes, batch.json, tailBytes]);
         const { tag, count } = batch;
-        if (Buffer.byteLength(body) > this.maxBatchBytes) {
+        if (body.length > this.maxBatchBytes) {
           const outcomes: BatchResult["outcomes"] = [];
           const warnings: string[] = [];
           for await (const item of this.batches("subscribe", envelope, await batch.records())) {
@@ -331,7 +337,7 @@ export class IterableClient {
    */
   private async post(
     op: Operation,
-    request: { json: unknown } | { body: string },
+    request: { json: unknown } | { body: string | Uint8Array },
     records: () => Promise<readonly DeliveryRecord[]>,
     updateExistingUsersOnly: boolean,
     signal: AbortSignal,

@@ -88,8 +88,9 @@ export interface HttpRequest {
   path: string;
   query?: Record<string, string | number | boolean | undefined>;
   json?: unknown;
-  /** A JSON body already serialised (sent as is, as application/json); instead of `json`. */
-  body?: string;
+  /** A JSON body already serialised, as text or UTF-8 bytes (sent as is, as application/json);
+   *  instead of `json`. */
+  body?: string | Uint8Array;
   signal?: AbortSignal;
   limiter?: AdaptiveRateLimiter;
   /** False for requests that must not be repeated once the server may have acted on them

@@ -146,7 +146,8 @@ function selectBuilt(
 
 /**
  * Built subscribes of the batches `first`..`last`: batch number, subscriber count, the
- * subscribers' JSON. Asked for a few batches at a time, so that sending starts at once.
+ * subscribers' JSON as UTF-8 bytes (a blob). Asked for a few batches at a time, so that sending
+ * starts at once.
  */
 export function bodiesSql(
   d: Dialect,
@@ -157,8 +158,10 @@ export function bodiesSql(
   last: number,
 ): string {
   const json = subscriberJsonSql(spec.projectType, "email", "user_id");
+  // encode(): the UTF-8 bytes, read as a blob, so that the body reaches the request without
+  // being decoded into a string and encoded again
   const columns = (n: number) =>
-    `rowid // ${n} as batch, count(*) as n, string_agg(${json}, ',') as body`;
+    `rowid // ${n} as batch, count(*) as n, encode(string_agg(${json}, ',')) as body`;
   return `${selectBuilt(d, schema, t, spec, columns, first, last)} group by batch order by batch`;
 }
 

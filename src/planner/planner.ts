@@ -7,6 +7,7 @@
 import { ConfigError, SourceError } from "../errors.js";
 import type { ProjectType } from "../iterable/wire.js";
 import type { Source } from "../sources/source.js";
+import type { AheadQueue, Speculation } from "../sources/speculate.js";
 import { buildableSql, buildsBodies } from "./bulk.js";
 import { runTable } from "./names.js";
 import {
@@ -26,6 +27,7 @@ import {
   keptPreviousCountSql,
   memberCountsSql,
   membersFromUniqueRowsSql,
+  membersSnapshotSql,
   mergeEmailOnlyMembersSql,
   type PlanTables,
   planCountsSql,
@@ -39,6 +41,7 @@ import {
   uniqueCheckSql,
   workSetupSql,
   workTable,
+  workViewCountSql,
 } from "./sql.js";
 
 export interface PlanInput {
@@ -176,11 +179,15 @@ export async function preparePlan(input: PlanInput): Promise<Plan> {
   const cols = await resolveColumns(source, syncName, input.modelSql, input.identifiers);
   const tables = planTables(syncName, runId, input.baseline);
   const hybrid = input.projectType === "hybrid";
+  // Subscribes sent as built JSON: decided by the diff, or without a previous snapshot (every
+  // member subscribed) by the rows and members statements.
+  const buildable = buildsBodies(d)
+    ? (e: string, u: string) => buildableSql(d, input.projectType, e, u)
+    : undefined;
+  const membersBuildable = input.baseline === null ? buildable : undefined;
   const planSql = buildPlanSql(d, schema, tables, {
     resendAll: input.resendAll === true,
-    ...(buildsBodies(d)
-      ? { buildable: (e: string, u: string) => buildableSql(d, input.projectType, e, u) }
-      : {}),
+    ...(buildable ? { buildable } : {}),
   });
   let stats: Record<string, unknown> | undefined;
   let members: Members;
@@ -195,6 +202,7 @@ export async function preparePlan(input: PlanInput): Promise<Plan> {
           projectType: input.projectType,
           emailColumn: cols.email,
           userIdColumn: cols.userId,
+          buildable: membersBuildable,
         }),
         ...(hybrid && d.name === "mysql" ? emailIndex(source, tables.rows) : []),
       ],
@@ -205,6 +213,7 @@ export async function preparePlan(input: PlanInput): Promise<Plan> {
       tables,
       projectType: input.projectType,
       planSql,
+      membersBuildable,
       signal: input.signal,
     };
     // The snapshot to check against after the diff. Hybrid, the email check needs one in which no
@@ -271,6 +280,8 @@ interface PlanStep {
   tables: PlanTables;
   projectType: ProjectType;
   planSql: string[];
+  /** RowsSpec.buildable, for members grouped from the rows */
+  membersBuildable?: ((e: string, u: string) => string) | undefined;
   signal?: AbortSignal | undefined;
 }
 
@@ -278,6 +289,24 @@ interface Planned {
   stats: Record<string, unknown> | undefined;
   members: Members;
   planRows: Record<string, unknown>[];
+}
+
+/** The plan table (or view), replacing one built before. */
+async function buildPlan(step: PlanStep): Promise<void> {
+  await dropWorkRelation(step.source, step.tables.plan);
+  await run(step.source, step.planSql, step.signal);
+}
+
+/** Drops a run-scoped work table, or the view a plan can be (see buildPlanSql). */
+async function dropWorkRelation(source: Source, name: string): Promise<void> {
+  const d = source.dialect;
+  const target = workTable(d, source.stateSchema, name);
+  const views = workViewCountSql(d);
+  if (views && n((await source.query(views, [source.stateSchema, name]))[0]?.n) > 0) {
+    await source.exec(`drop view if exists ${target}`);
+  } else {
+    await source.exec(d.dropTable(target));
+  }
 }
 
 /** Members decided by one count over the rows (rowStatsSql), then the plan. */
@@ -297,8 +326,8 @@ async function planCountedFirst(step: PlanStep): Promise<Planned> {
           emailsShared,
           signal,
         })
-      : await groupedMembers(source, tables, step.projectType, signal);
-  await run(source, step.planSql, signal);
+      : await groupedMembers(source, tables, step.projectType, signal, step.membersBuildable);
+  await buildPlan(step);
   return {
     stats,
     members,
@@ -321,7 +350,7 @@ async function planCheckedAfter(step: PlanStep, previous: string): Promise<Plann
     emailsShared: false,
     signal,
   });
-  await run(source, step.planSql, signal);
+  await buildPlan(step);
   const planRows = await source.query(planCountsSql(d, schema, tables));
   const check = await source.query(uniqueCheckSql(d, schema, tables, previous, hybrid));
   const verdict = uniqueVerdict(check[0], planRows, valid);
@@ -329,7 +358,7 @@ async function planCheckedAfter(step: PlanStep, previous: string): Promise<Plann
   if (!verdict.identities) {
     // A repeated identity: every row back into the rows table, and the general way.
     await source.exec(restoreRowsSql(d, schema, tables));
-    members = await groupedMembers(source, tables, step.projectType, signal);
+    members = await groupedMembers(source, tables, step.projectType, signal, step.membersBuildable);
   } else {
     const merge = [
       mergeEmailOnlyMembersSql(d, schema, tables),
@@ -338,7 +367,7 @@ async function planCheckedAfter(step: PlanStep, previous: string): Promise<Plann
     await run(source, merge, signal);
     members = { counts: null, sharedEmail: await dropSharedEmails(source, tables, true) };
   }
-  await run(source, step.planSql, signal);
+  await buildPlan(step);
   return { stats, members, planRows: await source.query(planCountsSql(d, schema, tables)) };
 }
 
@@ -405,10 +434,11 @@ async function groupedMembers(
   tables: PlanTables,
   projectType: ProjectType,
   signal?: AbortSignal,
+  buildable?: (e: string, u: string) => string,
 ): Promise<Members> {
   await run(
     source,
-    buildMembersSql(source.dialect, source.stateSchema, tables, projectType),
+    buildMembersSql(source.dialect, source.stateSchema, tables, projectType, buildable),
     signal,
   );
   return {
@@ -538,12 +568,25 @@ export interface UnwrittenOutcomes {
   write(): Promise<void>;
 }
 
-/** Builds the next snapshot from the plan and the confirmed outcomes. Registering it as the
- *  baseline is a separate step (src/state commitSnapshot): until then the old one stands. */
+/**
+ * Queues the next snapshot as the members stand (membersSnapshotSql), built on a connection of its
+ * own while sending goes on; buildSnapshot keeps it if the outcomes prove it right and settles it
+ * either way. Settle it before the work tables go.
+ */
+export function speculateSnapshot(source: Source, plan: Plan, ahead: AheadQueue): Speculation {
+  const statements = membersSnapshotSql(source.dialect, source.stateSchema, plan.tables);
+  return ahead.speculate(async (tx) => {
+    for (const sql of statements) await tx.exec(sql);
+  });
+}
+
+/** Builds the next snapshot from the plan and the confirmed outcomes, or keeps the one built
+ *  ahead (`ahead`, see speculateSnapshot) when it is the same. Registering it as the baseline is a
+ *  separate step (src/state commitSnapshot): until then the old one stands. */
 export async function buildSnapshot(
   source: Source,
   plan: Plan,
-  opts: { unwritten?: UnwrittenOutcomes; signal?: AbortSignal } = {},
+  opts: { unwritten?: UnwrittenOutcomes; ahead?: Speculation | null; signal?: AbortSignal } = {},
 ): Promise<void> {
   const d = source.dialect;
   const schema = source.stateSchema;
@@ -555,30 +598,34 @@ export async function buildSnapshot(
   if (!allSubscribesConfirmed && opts.unwritten && opts.unwritten.rows > 0) {
     await opts.unwritten.write();
   }
-  await run(
-    source,
-    [
-      ...identityIndex(d, schema, plan.tables.outcomes),
-      ...buildSnapshotSql(d, schema, plan.tables, { allSubscribesConfirmed }),
-    ],
-    opts.signal,
-  );
+  // Previous snapshot rows the next one keeps (failed unsubscribes...); null if unknown.
+  let kept: number | null = 0;
+  if (plan.tables.previous) {
+    try {
+      const sql = keptPreviousCountSql(d, schema, plan.tables, { allSubscribesConfirmed });
+      kept = n((await source.query(sql))[0]?.n);
+    } catch {
+      kept = null;
+    }
+  }
+  const taken = opts.ahead ? await opts.ahead.settle(allSubscribesConfirmed && kept === 0) : false;
+  if (!taken) {
+    await run(
+      source,
+      [
+        ...identityIndex(d, schema, plan.tables.outcomes),
+        ...buildSnapshotSql(d, schema, plan.tables, { allSubscribesConfirmed }),
+      ],
+      opts.signal,
+    );
+  }
   // Members never share an email, except in userId projects (merged or dropped in hybrid ones; the
   // email is the identity in email ones): unless the snapshot keeps previous rows, none of its rows
   // do, which spares the next plan a count of distinct emails (uniqueCheckSql).
   const note = setTableNoteSql(d, schema, plan.tables.snap, DISTINCT_EMAILS_NOTE);
-  if (note && plan.projectType !== "userId") {
+  if (note && plan.projectType !== "userId" && kept === 0) {
     try {
-      const kept = plan.tables.previous
-        ? n(
-            (
-              await source.query(
-                keptPreviousCountSql(d, schema, plan.tables, { allSubscribesConfirmed }),
-              )
-            )[0]?.n,
-          )
-        : 0;
-      if (kept === 0) await source.exec(note);
+      await source.exec(note);
     } catch {
       // The note only saves the next plan a count: a snapshot without it is planned against the
       // general way, and the run commits as well.
@@ -592,8 +639,9 @@ export async function dropWorkTables(source: Source, plan: Plan): Promise<void> 
   const schema = source.stateSchema;
   // the work catalog is gone if the instance was closed since (a new process, a reopened file)
   await ensureWorkHome(source);
-  for (const table of [plan.tables.rows, plan.tables.members, plan.tables.plan]) {
-    await source.exec(d.dropTable(workTable(d, schema, table)));
+  // the plan first: it can be a view over the members
+  for (const table of [plan.tables.plan, plan.tables.rows, plan.tables.members]) {
+    await dropWorkRelation(source, table);
   }
   await source.exec(d.dropTable(workTable(d, schema, plan.tables.outcomes)));
 }

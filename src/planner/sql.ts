@@ -48,6 +48,10 @@ export interface RowsSpec {
   projectType: ProjectType;
   emailColumn?: string | undefined;
   userIdColumn?: string | undefined;
+  /** Boolean SQL over (email, userId): the row is sent as built JSON (src/planner/bulk.ts
+   *  buildableSql). Given for a plan without a previous snapshot, whose plan is its members as
+   *  they are (see buildPlanSql); absent, `built` is 0 and the diff decides it for subscribes. */
+  buildable?: ((e: string, u: string) => string) | undefined;
 }
 
 // ---------------------------------------------------------------- dialect details the planner needs
@@ -63,6 +67,16 @@ export function workSetupSql(d: Dialect, schema: string): string[] {
     `ATTACH IF NOT EXISTS ':memory:' AS ${catalog}`,
     `CREATE SCHEMA IF NOT EXISTS ${catalog}.${d.quoteIdent(schema)}`,
   ];
+}
+
+/**
+ * Whether a run-scoped name is a view (`$1` schema, `$2` name; a count): DuckDB refuses to drop a
+ * view as a table and a table as a view, and a plan can be either (see buildPlanSql). Null where
+ * work tables are never views.
+ */
+export function workViewCountSql(d: Dialect): string | null {
+  if (d.name !== "duckdb") return null;
+  return `select count(*) as n from duckdb_views() where database_name = ${d.literal(DUCKDB_WORK_CATALOG)} and schema_name = $1 and view_name = $2`;
 }
 
 /** Qualified name of a run-scoped work table (rows, members, plan). */
@@ -129,15 +143,19 @@ function renameTable(d: Dialect, schema: string, from: string, to: string): stri
   return `alter table ${workTable(d, schema, from)} rename to ${d.quoteIdent(to)}`;
 }
 
-/** Columns of rows and members: a row is a member of one row until grouped. */
+/** Columns of rows and members: a row is a member of one row until grouped. `built`: see
+ *  RowsSpec.buildable. */
 function memberColumns(d: Dialect): [string, string][] {
   return [
     ["identity", keyType(d)],
     ["email", keyType(d)],
     ["user_id", keyType(d)],
     ["row_count", intType(d)],
+    ["built", intType(d)],
   ];
 }
+
+const MEMBER_COLUMNS = "identity, email, user_id, row_count, built";
 
 /** An index on `identity`: MySQL/MariaDB join by nested loops without one; DuckDB needs none. */
 export function identityIndex(d: Dialect, schema: string, table: string): string[] {
@@ -246,8 +264,9 @@ export function buildRowsSql(d: Dialect, schema: string, t: PlanTables, spec: Ro
   return [
     d.dropTable(rows),
     createWorkTable(d, rows, memberColumns(d)),
-    `insert into ${rows} (identity, email, user_id, row_count) ` +
-      `select ${identitySql(d, spec.projectType, "n.e", "n.u")}, ${cut("n.e")}, ${cut("n.u")}, 1 ` +
+    `insert into ${rows} (${MEMBER_COLUMNS}) ` +
+      `select ${identitySql(d, spec.projectType, "n.e", "n.u")}, ${cut("n.e")}, ${cut("n.u")}, 1, ` +
+      `${spec.buildable ? `case when ${spec.buildable("n.e", "n.u")} then 1 else 0 end` : "0"} ` +
       `from (select ${emailExpr} as e, ${userExpr} as u from (\n${spec.modelSql}\n) m${fence}) n`,
   ];
 }
@@ -316,7 +335,7 @@ export function membersFromUniqueRowsSql(
 ): string[] {
   const rows = workTable(d, schema, t.rows);
   const members = workTable(d, schema, t.members);
-  const cols = "identity, email, user_id, row_count";
+  const cols = MEMBER_COLUMNS;
   const stmts = [
     d.dropTable(members),
     renameTable(d, schema, t.rows, t.members),
@@ -352,7 +371,7 @@ export function mergeEmailOnlyMembersSql(d: Dialect, schema: string, t: PlanTabl
 
 /** Puts the members back into the rows table, which then holds every row again (for grouping). */
 export function restoreRowsSql(d: Dialect, schema: string, t: PlanTables): string {
-  const cols = "identity, email, user_id, row_count";
+  const cols = MEMBER_COLUMNS;
   return (
     `insert into ${workTable(d, schema, t.rows)} (${cols}) ` +
     `select ${cols} from ${workTable(d, schema, t.members)}`
@@ -370,11 +389,16 @@ export function buildMembersSql(
   schema: string,
   t: PlanTables,
   projectType: ProjectType,
+  buildable?: (e: string, u: string) => string,
 ): string[] {
   const rows = workTable(d, schema, t.rows);
   const members = workTable(d, schema, t.members);
+  // decided on the member's values, which a merge may have taken from several rows
+  const built = buildable
+    ? `case when ${buildable("min(r.email)", "min(r.user_id)")} then 1 else 0 end`
+    : "0";
   const group = (where: string) =>
-    `select r.identity, min(r.email), min(r.user_id), count(*) from ${rows} r where ${where} group by r.identity`;
+    `select r.identity, min(r.email), min(r.user_id), count(*), ${built} from ${rows} r where ${where} group by r.identity`;
   // Hybrid: userId members, then email-only members whose email no userId row carries. Two
   // groupings over disjoint identities are cheaper than one with a correlated test on every row.
   const select =
@@ -384,7 +408,7 @@ export function buildMembersSql(
   return [
     d.dropTable(members),
     createWorkTable(d, members, memberColumns(d)),
-    `insert into ${members} (identity, email, user_id, row_count) ${select}`,
+    `insert into ${members} (${MEMBER_COLUMNS}) ${select}`,
     // PostgreSQL hashes every join on members; an index there cost more to build than it saved.
     ...(d.name === "mysql" ? identityIndex(d, schema, t.members) : []),
     ...analyzeSql(d, members),
@@ -423,7 +447,7 @@ export function dropSharedEmailSql(d: Dialect, schema: string, t: PlanTables): s
  *  the losers' rows, for the duplicate-rows stream. */
 export function keepSharedEmailLosersSql(d: Dialect, schema: string, t: PlanTables): string {
   const members = workTable(d, schema, t.members);
-  const cols = "identity, email, user_id, row_count";
+  const cols = MEMBER_COLUMNS;
   return (
     `insert into ${workTable(d, schema, t.rows)} (${cols}) select ${cols} from ${members} ` +
     `where identity in (${sharedEmailLosers(members)})`
@@ -445,7 +469,12 @@ function samePerson(p: string, s: string): string {
  * The plan: subscribes for added and changed members, unsubscribes for removed ones.
  * `built` marks the subscribes the warehouse sends as built JSON (1) from those that go record by
  * record (0): `opts.buildable(email, userId)` is the boolean SQL that decides (src/planner/bulk.ts),
- * or absent where the warehouse builds no bodies. Decided once here, over the subscribes only.
+ * or absent where the warehouse builds no bodies. Decided once, in the diff over the subscribes
+ * only; without a previous snapshot, by the rows statement (RowsSpec.buildable).
+ *
+ * Without a previous snapshot every member is subscribed. DuckDB then makes the plan a view over
+ * the members rather than a copy of them (the members' rowid numbers the built batches): the
+ * planner drops either before (workViewCountSql).
  */
 export function buildPlanSql(
   d: Dialect,
@@ -458,8 +487,13 @@ export function buildPlanSql(
   const cols = "identity, op, kind, email, user_id, send, built";
   const built = (e: string, u: string, subscribe: string) =>
     opts.buildable ? `case when ${subscribe} and ${opts.buildable(e, u)} then 1 else 0 end` : "0";
+  if (!t.previous && d.name === "duckdb") {
+    return [
+      `create view ${plan} as select m.rowid as rowid, m.identity, 'subscribe' as op, 'added' as kind, ` +
+        `m.email, m.user_id, 1 as send, m.built from ${members} m`,
+    ];
+  }
   const stmts = [
-    d.dropTable(plan),
     createWorkTable(d, plan, [
       ["identity", keyType(d)],
       ["op", "varchar(12)"],
@@ -473,7 +507,7 @@ export function buildPlanSql(
   if (!t.previous) {
     stmts.push(
       `insert into ${plan} (${cols}) ` +
-        `select m.identity, 'subscribe', 'added', m.email, m.user_id, 1, ${built("m.email", "m.user_id", "true")} from ${members} m`,
+        `select m.identity, 'subscribe', 'added', m.email, m.user_id, 1, m.built from ${members} m`,
     );
     return stmts;
   }
@@ -762,7 +796,6 @@ export function buildSnapshotSql(
 ): string[] {
   const members = workTable(d, schema, t.members);
   const plan = workTable(d, schema, t.plan);
-  const snap = d.table(schema, t.snap);
   const confirmed = confirmedSql(d, schema, t);
   // Every planned subscribe confirmed (allSubscribesConfirmed, see confirmedSubscribesSql): the
   // members as they are, since a subscribe carries its member's values. Two joins fewer.
@@ -786,6 +819,21 @@ export function buildSnapshotSql(
         `where ${keeps.removed("p", "s")}`,
     );
   }
+  return snapshotFromSql(d, schema, t, parts.join(" union all "));
+}
+
+/**
+ * The next snapshot as the members stand: what buildSnapshotSql builds when every planned
+ * subscribe was confirmed and no previous row is kept (keptPreviousCountSql says 0). Needs no
+ * outcome, so it can be built while sending goes on (src/sources/speculate.ts).
+ */
+export function membersSnapshotSql(d: Dialect, schema: string, t: PlanTables): string[] {
+  const members = workTable(d, schema, t.members);
+  return snapshotFromSql(d, schema, t, `select m.identity, m.email, m.user_id from ${members} m`);
+}
+
+function snapshotFromSql(d: Dialect, schema: string, t: PlanTables, select: string): string[] {
+  const snap = d.table(schema, t.snap);
   return [
     d.dropTable(snap),
     createTable(d, snap, [
@@ -793,7 +841,7 @@ export function buildSnapshotSql(
       ["email", storedKeyType(d)],
       ["user_id", storedKeyType(d)],
     ]),
-    `insert into ${snap} (identity, email, user_id) ${parts.join(" union all ")}`,
+    `insert into ${snap} (identity, email, user_id) ${select}`,
     ...identityIndex(d, schema, t.snap),
     ...analyzeSql(d, snap),
   ];

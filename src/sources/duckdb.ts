@@ -203,7 +203,10 @@ export function plainFromDuckDb(value: DuckDBValue): unknown {
   if (value instanceof DuckDBTimestampTZValue) {
     return value.isFinite ? isoFromDate(new Date(Number(value.micros / 1000n))) : value.toString();
   }
-  if (value instanceof DuckDBBlobValue) return Buffer.from(value.bytes);
+  if (value instanceof DuckDBBlobValue) {
+    // the reader hands each blob its own fresh Buffer: no copy needed
+    return Buffer.isBuffer(value.bytes) ? value.bytes : Buffer.from(value.bytes);
+  }
   if (value instanceof DuckDBListValue || value instanceof DuckDBArrayValue) {
     return value.items.map(plainFromDuckDb);
   }

@@ -5,7 +5,7 @@
 import { FAILURE_CODES } from "../errors.js";
 import { parseRunTable, tablePrefix } from "../planner/names.js";
 import { workTable } from "../planner/sql.js";
-import type { Source } from "../sources/source.js";
+import type { Source, SqlExecutor } from "../sources/source.js";
 import { daysAgoSql, nowSql, stateDdl, stateIndexes } from "./tables.js";
 
 const ensured = new WeakSet<Source>();
@@ -327,14 +327,16 @@ export async function appendLogsFromOutcomes(
 }
 
 /** Sync log rows of outcome rows: `outcomes` is a qualified table, or a parenthesised select,
- *  with the outcomes table's columns (identity, op, email, user_id, status, error_code, error_message). */
+ *  with the outcomes table's columns (identity, op, email, user_id, status, error_code, error_message).
+ *  `via`: the connection to write on (a transaction of the source's), if not the source's own. */
 export async function appendLogs(
   source: Source,
   sync: string,
   runId: number,
   outcomes: string,
+  via: SqlExecutor = source,
 ): Promise<void> {
-  await source.exec(
+  await via.exec(
     `insert into ${t(source, "sync_logs")} (sync_name, run_id, record_key, operation, email, user_id, status, error_code, error_message, logged_at) ` +
       `select ${p(source, 1)}, ${p(source, 2)}, identity, op, email, user_id, status, error_code, error_message, ${nowSql(source.dialect)} from ${outcomes} o`,
     [sync, runId],

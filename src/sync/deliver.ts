@@ -35,6 +35,7 @@ import {
 } from "../planner/planner.js";
 import { OUTCOME_COLUMNS, workTable } from "../planner/sql.js";
 import type { Source } from "../sources/source.js";
+import type { AheadQueue } from "../sources/speculate.js";
 import { appendLogs } from "../state/store.js";
 import type { ListApi } from "./lists.js";
 import type { OutcomeWriter } from "./outcomes.js";
@@ -81,6 +82,9 @@ export interface DeliverCtx {
   logs: { sync: string; runId: number } | null;
   /** built batches Iterable took whole (filled by delivery; see writeBuiltOutcomes) */
   built: BuiltBatches;
+  /** work done ahead while sending goes on (src/sources/speculate.ts); delivery opens it once
+   *  sending is under way. Null where the source does not speculate. */
+  ahead: AheadQueue | null;
 }
 
 /** Built batches Iterable took whole: their numbers and how many records they hold. */
@@ -112,14 +116,19 @@ export async function writeBuiltOutcomes(source: Source, plan: Plan, built: Buil
  *  by each later one (each query costs ~25 ms beyond its rows; see bodiesSql). */
 const FIRST_QUERY_BATCHES = 4;
 const BATCHES_PER_QUERY = 100;
+/** Queries asked before their batches are needed (about 300,000 subscribers, ~14 MB of JSON). */
+const SEGMENTS_AHEAD = 3;
 
 /**
- * Rows of sync logs written by one statement while sending. DuckDB writes an insert of at least a
- * row group (122,880 rows) straight to the database file; smaller ones go through its write-ahead
- * log and cost about 4x as much per row (measured: 1M rows in 100k-row inserts 7.6 s, in 250k-row
- * inserts 1.9 s, in one 1.9 s).
+ * Whether sending the plan's subscribes lasts long enough to hide the work done ahead (the next
+ * snapshot, a copy of every member; the sync logs of the subscribes). Measured against the
+ * emulator (bench/sync.ts, one thread): a member costs the snapshot ~0.7 µs, a subscribe ~1.4 µs
+ * of logs and ~5 µs of sending; so at least a quarter of the members subscribed. Otherwise the
+ * work starts when the run commits, on every thread.
  */
-const LOG_GROUP_ROWS = 250_000;
+function aheadWorthIt(plan: Plan): boolean {
+  return (plan.subscribe.added + plan.subscribe.changed) * 4 >= plan.members;
+}
 
 /** Progress of one operation across the ways its records go. */
 interface Counter {
@@ -228,9 +237,8 @@ function text(v: unknown): string | null {
 
 /**
  * Sends the batches the warehouse built. A batch Iterable took whole is only counted, and its
- * outcome rows are written by the warehouse (in groups, and once more at the end, also when the
- * run stops part-way); a batch whose answer names failures is read back record by record and
- * logged like any other.
+ * sync logs and outcome rows are written by the warehouse (also when the run stops part-way); a
+ * batch whose answer names failures is read back record by record and logged like any other.
  */
 async function deliverBodies(ctx: DeliverCtx, counter: Counter, spec: BodySpec): Promise<void> {
   const { source, plan, writer } = ctx;
@@ -272,18 +280,32 @@ async function deliverBodies(ctx: DeliverCtx, counter: Counter, spec: BodySpec):
     rows.catch(() => undefined);
     return rows;
   };
+  let yielded = 0;
   async function* batches(): AsyncGenerator<SubscriberBodies<number>> {
-    // the next batches are built while these are sent
-    let next = lastRow >= 0 ? segment(0, FIRST_QUERY_BATCHES) : null;
-    let after = FIRST_QUERY_BATCHES;
-    while (next !== null) {
-      const rows = await next;
-      next = after <= lastBatch ? segment(after, BATCHES_PER_QUERY) : null;
-      after += BATCHES_PER_QUERY;
+    // Segments asked ahead: the next ones are built while these are sent, enough of them to ride
+    // out the work done ahead, which shares the warehouse's threads (it starts once the first
+    // full segment is in).
+    const asked: Promise<Record<string, unknown>[]>[] = [];
+    let after = 0;
+    const ask = () => {
+      while (after <= lastBatch && asked.length < SEGMENTS_AHEAD) {
+        const count = after === 0 ? FIRST_QUERY_BATCHES : BATCHES_PER_QUERY;
+        asked.push(segment(after, count));
+        after += count;
+      }
+    };
+    ask();
+    for (let n = 0; asked.length > 0; n++) {
+      const rows = (await asked.shift()) as Record<string, unknown>[];
+      ask();
+      // A second full segment: sending is under way; the work done ahead starts if sending will
+      // last long enough to hide it (aheadWorthIt).
+      if (n === 1 && aheadWorthIt(plan)) ctx.ahead?.open();
       for (const r of rows) {
         const batch = Number(r.batch);
+        yielded++;
         yield {
-          json: String(r.body),
+          json: r.body instanceof Uint8Array ? r.body : String(r.body),
           count: Number(r.n),
           tag: batch,
           records: async () => (await read(batch)).map(asDelivery),
@@ -291,32 +313,34 @@ async function deliverBodies(ctx: DeliverCtx, counter: Counter, spec: BodySpec):
       }
     }
   }
-  // Batches taken whole: their sync logs are written in groups while sending goes on, one
-  // statement per run of consecutive batches, one after another, never awaited by the sending
-  // loop (a failed write fails the run when delivery ends, below). Their outcome rows are
-  // written at commit (writeBuiltOutcomes).
+  // Sync logs of the batches Iterable takes whole: written ahead, every built record as
+  // succeeded, in a transaction of their own while sending goes on (speculate). Kept if every
+  // batch was taken whole; otherwise thrown away, and the batches taken are logged after sending,
+  // one statement per run of consecutive batches. Their outcome rows are written at commit, and
+  // only if the snapshot needs them (writeBuiltOutcomes).
   ctx.built.spec = spec;
-  let taken: number[] = [];
-  let takenRows = 0;
-  let writing: Promise<void> = Promise.resolve();
-  let writeError: { error: unknown } | null = null;
-  const logTaken = () => {
-    const runs = batchRuns(taken);
-    taken = [];
-    takenRows = 0;
-    const logs = ctx.logs;
+  const logs = ctx.logs;
+  const logsAhead =
+    logs && lastRow >= 0 && ctx.ahead
+      ? ctx.ahead.speculate((tx) =>
+          appendLogs(
+            source,
+            logs.sync,
+            logs.runId,
+            builtOutcomesSql(d, schema, plan.tables, spec, 0, lastBatch),
+            tx,
+          ),
+        )
+      : null;
+  const logTaken = async (allTaken: boolean) => {
+    if (logsAhead && (await logsAhead.settle(allTaken))) return;
     if (!logs) return;
-    for (const [first, last] of runs) {
+    for (const [first, last] of batchRuns(ctx.built.taken)) {
       const rows = builtOutcomesSql(d, schema, plan.tables, spec, first, last);
-      writing = writing.then(() =>
-        writeError
-          ? undefined
-          : appendLogs(source, logs.sync, logs.runId, rows).catch((error: unknown) => {
-              writeError = { error };
-            }),
-      );
+      await appendLogs(source, logs.sync, logs.runId, rows);
     }
   };
+  let finished = false;
   try {
     const stream = subscribeBodies(ctx.listId, batches(), {
       updateExistingUsersOnly: ctx.updateExistingUsersOnly,
@@ -325,11 +349,8 @@ async function deliverBodies(ctx: DeliverCtx, counter: Counter, spec: BodySpec):
     for await (const { tag, count, result } of stream) {
       if (result === null) {
         writer.countSucceeded("subscribe", count);
-        taken.push(tag);
         ctx.built.taken.push(tag);
         ctx.built.rows += count;
-        takenRows += count;
-        if (takenRows >= LOG_GROUP_ROWS) logTaken();
         counter.done += count;
       } else {
         const byKey = new Map((await read(tag)).map((r) => [r.identity, r]));
@@ -339,11 +360,14 @@ async function deliverBodies(ctx: DeliverCtx, counter: Counter, spec: BodySpec):
       tick(ctx, counter);
       if (ctx.signal?.aborted) throw new CancelledError("the run was cancelled");
     }
+    finished = true;
   } finally {
-    logTaken();
-    await writing;
+    // After a stop, the logs are written as far as they go, and the reason for the stop is the
+    // error the run reports.
+    await logTaken(finished && ctx.built.taken.length === yielded).catch((error: unknown) => {
+      if (finished) throw error;
+    });
   }
-  if (writeError) throw (writeError as { error: unknown }).error;
 }
 
 /** Writes the outcomes of one answer, looking each record's identifiers up by key. */

@@ -25,9 +25,11 @@ import {
   dropWorkTables,
   type Plan,
   preparePlan,
+  speculateSnapshot,
 } from "../planner/planner.js";
 import type { Source } from "../sources/source.js";
 import { modelSql } from "../sources/source.js";
+import { AheadQueue, type Speculation, speculates } from "../sources/speculate.js";
 import {
   appendLogsFromOutcomes,
   applyRetention,
@@ -267,6 +269,8 @@ export async function runSync(
   await ensureState(source);
   const release = await acquireLock(source, resolved);
   let plan: Plan | null = null;
+  // the next snapshot built while sending goes on (see speculateSnapshot)
+  let snapshotAhead: Speculation | null = null;
   let counts: RunCounts | null = null;
   try {
     progress({ phase: "plan", total: 0, done: 0, failed: 0 });
@@ -306,6 +310,9 @@ export async function runSync(
     };
 
     await createOutcomesTable(source, plan);
+    // Work done ahead while sending goes on (DuckDB), from when sending is under way.
+    const ahead = speculates(source) ? new AheadQueue(source) : null;
+    snapshotAhead = ahead ? speculateSnapshot(source, plan, ahead) : null;
     const writer = new OutcomeWriter(
       source,
       plan.tables.outcomes,
@@ -338,6 +345,7 @@ export async function runSync(
         refused,
         logs: sync.observability.retainSyncLogs ? { sync: name, runId } : null,
         built,
+        ahead,
       };
       await deliverOperation("unsubscribe", ctx);
       await deliverOperation("subscribe", ctx);
@@ -360,6 +368,7 @@ export async function runSync(
     report.members = plan.members - refused.count;
 
     progress({ phase: "commit", total: 0, done: 0, failed: 0 });
+    await ahead?.close();
     if (sync.observability.retainSyncLogs) {
       await appendLogsFromOutcomes(source, name, runId, plan.tables.outcomes);
     }
@@ -368,6 +377,7 @@ export async function runSync(
     const planned = plan;
     await buildSnapshot(source, planned, {
       unwritten: { rows: built.rows, write: () => writeBuiltOutcomes(source, planned, built) },
+      ahead: snapshotAhead,
     });
     await commitSnapshot(source, name, runId, plan.tables.snap, fingerprint);
     // Committed: from here on the baseline is this run's snapshot, whatever happens below.
@@ -407,6 +417,8 @@ export async function runSync(
     const message = redact(err instanceof Error ? err.message : String(err), destination.apiKey);
     report.error = { code: errorCode(err), message };
     const status = err instanceof CancelledError ? "cancelled" : "failed";
+    // before the work tables go: it reads the members
+    await snapshotAhead?.settle(false);
     if (report.runId !== null) {
       try {
         await finishRun(

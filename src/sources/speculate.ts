@@ -1,0 +1,115 @@
+/**
+ * Work done ahead, in a transaction of its own, and kept or thrown away once its outcome is known.
+ *
+ * A run's commit writes two large things: the sync logs of the records Iterable took and the next
+ * snapshot. Most runs end with every record confirmed, and then both are known in advance (every
+ * built batch logged as succeeded; the snapshot equal to the members). Written while sending goes
+ * on, on another connection, they cost the run no time of its own; committed only when the outcome
+ * proves them right, they are never seen otherwise: a run that stops or fails leaves nothing of them.
+ */
+import type { Source, SqlExecutor } from "./source.js";
+
+export interface Speculation {
+  /**
+   * Commits the work if `keep` and the work succeeded; rolls it back otherwise (a work not started
+   * yet is then never started). Resolves with whether it was committed: when not, the caller does
+   * the work the regular way. Never rejects.
+   */
+  settle(keep: boolean): Promise<boolean>;
+}
+
+/** Thrown inside the transaction to roll it back: the outcome did not prove the work right. */
+class Discard extends Error {}
+
+/** Whether the source runs speculative work: DuckDB, where the run's own process does the work
+ *  (a server-side warehouse does it on its own cores, and MySQL commits DDL at once). */
+export function speculates(source: Source): boolean {
+  return source.dialect.name === "duckdb";
+}
+
+/**
+ * Works done ahead, one after another, from the moment the queue is opened until they are
+ * settled. The run opens it once sending is under way and long enough to hide them; a work the
+ * queue never reached starts when it is settled to be kept, as the regular work would.
+ *
+ * While the queue is open, DuckDB runs on one thread fewer than its setting (at least one): a
+ * statement takes every thread it has, and the one left over keeps sending (the event loop, and
+ * on a small machine whatever serves the requests) from waiting behind the work. close() restores
+ * the setting for the commit.
+ */
+export class AheadQueue {
+  private opened = false;
+  private openGate: () => void = () => undefined;
+  private tail: Promise<void>;
+  /** DuckDB's `threads` before open(), to restore; 0 when unchanged */
+  private threads = 0;
+  private lowering: Promise<void> = Promise.resolve();
+
+  constructor(private readonly source: Source) {
+    this.tail = new Promise<void>((resolve) => {
+      this.openGate = resolve;
+    });
+  }
+
+  open(): void {
+    if (this.opened) return;
+    this.opened = true;
+    this.lowering = this.lowerThreads()
+      .catch(() => undefined)
+      .finally(() => this.openGate());
+  }
+
+  /** Restores the thread setting; the works go on, and may still be settled. */
+  async close(): Promise<void> {
+    await this.lowering;
+    const threads = this.threads;
+    this.threads = 0;
+    if (threads > 0) await this.source.exec(`SET threads = ${threads}`);
+  }
+
+  private async lowerThreads(): Promise<void> {
+    const [row] = await this.source.query("select current_setting('threads')::bigint as n");
+    const threads = Number(row?.n);
+    if (!Number.isSafeInteger(threads) || threads < 2) return;
+    await this.source.exec(`SET threads = ${threads - 1}`);
+    this.threads = threads;
+  }
+
+  /** Queues `work`: it starts once the queue is open and the work queued before it has run, or
+   *  once it is settled to be kept, whichever comes first. */
+  speculate(work: (tx: SqlExecutor) => Promise<void>): Speculation {
+    let decide: (keep: boolean) => void = () => undefined;
+    let decided: boolean | null = null;
+    const decision = new Promise<boolean>((resolve) => {
+      decide = resolve;
+    });
+    let worked: () => void = () => undefined;
+    const next = new Promise<void>((resolve) => {
+      worked = resolve;
+    });
+    const after = this.tail;
+    this.tail = next;
+    const done = Promise.race([after, decision])
+      .then(async () => {
+        if (decided === false) return false;
+        await this.source.transaction(async (tx) => {
+          try {
+            await work(tx);
+          } finally {
+            worked();
+          }
+          if (!(await decision)) throw new Discard();
+        });
+        return true;
+      })
+      .catch(() => false)
+      .finally(() => worked());
+    return {
+      settle(keep: boolean) {
+        decided ??= keep;
+        decide(keep);
+        return done;
+      },
+    };
+  }
+}

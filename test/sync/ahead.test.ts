@@ -1,0 +1,179 @@
+/**
+ * Work done ahead while sending (src/sources/speculate.ts): the next snapshot and the sync logs of
+ * built batches, each written in a transaction of its own and kept only when the outcome proves it
+ * right. A DuckDB run long enough to open the queue must leave the same list, logs and snapshot as
+ * the regular way, every record logged exactly once, also when a batch fails or the run is
+ * cancelled; and DuckDB's thread setting, lowered while the queue is open, is restored.
+ */
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { ResolvedSync } from "../../src/config/index.js";
+import { type Emulator, startEmulator } from "../../src/emulator/index.js";
+import { IterableClient } from "../../src/iterable/client.js";
+import type { Source } from "../../src/sources/source.js";
+import { getMetadata } from "../../src/state/store.js";
+import { type RunOptions, type RunReport, reportOf, runSync } from "../../src/sync/run.js";
+import { resolvedSync } from "../support/config.js";
+import { createWarehouse, type TestWarehouse, writeTable } from "../support/sources.js";
+
+const KEY = "test-server-key-ahead-42";
+const ROWS = 600;
+// 2 subscribers per request: 300 batches, more than the first segments (4, then 100 per query)
+const BATCH = 2;
+
+interface Seen {
+  transactions: number;
+  threadSettings: string[];
+}
+
+describe("work done ahead while sending (DuckDB)", () => {
+  let w: TestWarehouse;
+  let em: Emulator;
+  let keeper: Source;
+  let r: ResolvedSync;
+
+  beforeEach(async () => {
+    w = await createWarehouse("duckdb");
+    em = await startEmulator({ port: 0, projectType: "hybrid", apiKey: KEY });
+    // held open across the runs: they share its DuckDB instance, and so its settings
+    keeper = await w.open();
+    const rows = Array.from({ length: ROWS }, (_, i) => [`p${i}@example.com`, `u${i}`]);
+    await writeTable(keeper, w.dataSchema, "m", ["email", "uid"], rows);
+    r = resolvedSync(w, em, "hybrid", "m", { apiKey: KEY, batchSize: BATCH });
+  });
+  afterEach(async () => {
+    await keeper?.close();
+    await em?.close();
+    await w?.cleanup();
+  });
+
+  /** One run on a source that records its transactions and thread settings. */
+  async function run(opts: RunOptions = {}): Promise<{ report: RunReport; seen: Seen }> {
+    const source = await w.open();
+    const seen: Seen = { transactions: 0, threadSettings: [] };
+    const watched = new Proxy(source, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (typeof value !== "function") return value;
+        if (prop === "transaction") {
+          return (...args: unknown[]) => {
+            seen.transactions++;
+            return value.apply(target, args);
+          };
+        }
+        if (prop === "exec") {
+          return (sql: string, params?: unknown[]) => {
+            if (/^SET threads/i.test(sql)) seen.threadSettings.push(sql);
+            return value.call(target, sql, params);
+          };
+        }
+        return value.bind(target);
+      },
+    });
+    const api = IterableClient.fromDestination(r.destination, {
+      retry: { baseMs: 1, maxMs: 5, listNotFoundRetryMs: 50 },
+    });
+    try {
+      return { report: await runSync(r, { api, source: watched }, opts), seen };
+    } catch (err) {
+      const report = reportOf(err);
+      if (report) return { report, seen };
+      throw err;
+    } finally {
+      await api.close();
+      await source.close();
+    }
+  }
+
+  async function threads(): Promise<number> {
+    const [row] = await keeper.query("select current_setting('threads')::bigint as n");
+    return Number(row?.n);
+  }
+
+  async function logsOf(runId: number | null) {
+    return keeper.query<{ record_key: string; status: string; error_code: string | null }>(
+      `select record_key, status, error_code from ${keeper.dialect.table(keeper.stateSchema, "sync_logs")} where run_id = ${runId}`,
+    );
+  }
+
+  async function snapshotRows(): Promise<number> {
+    const meta = await getMetadata(keeper, "s");
+    const [row] = await keeper.query(
+      `select count(*) as n from ${keeper.dialect.table(keeper.stateSchema, meta?.snapshotTable ?? "")}`,
+    );
+    return Number(row?.n);
+  }
+
+  function distinctKeys(logs: { record_key: string }[]): number {
+    return new Set(logs.map((l) => l.record_key)).size;
+  }
+
+  it("every record confirmed: the logs and the snapshot written ahead are kept", async () => {
+    const before = await threads();
+    const { report, seen } = await run();
+    expect(report.status).toBe("succeeded");
+    expect(report.succeeded.subscribe).toBe(ROWS);
+    // the queue was opened: threads lowered and restored, both works in transactions
+    expect(seen.threadSettings).toEqual([`SET threads = ${before - 1}`, `SET threads = ${before}`]);
+    expect(seen.transactions).toBeGreaterThanOrEqual(2);
+    expect(await threads()).toBe(before);
+    expect(em.state.members(report.list?.id ?? -1)).toHaveLength(ROWS);
+    const logs = await logsOf(report.runId);
+    expect(logs).toHaveLength(ROWS);
+    expect(distinctKeys(logs)).toBe(ROWS);
+    expect(logs.every((l) => l.status === "succeeded")).toBe(true);
+    expect(await snapshotRows()).toBe(ROWS);
+    const next = (await run()).report;
+    expect(next.planned).toMatchObject({ subscribe: 0, unsubscribe: 0 });
+  });
+
+  it("a batch with a failure: the work ahead is thrown away and done the regular way", async () => {
+    // u321 is unknown to Iterable: user_not_found, retried by the next run (not in the snapshot)
+    for (let i = 0; i < ROWS; i++) if (i !== 321) em.state.addUser({ userId: `u${i}` });
+    r = resolvedSync(w, em, "hybrid", "m", {
+      apiKey: KEY,
+      batchSize: BATCH,
+      extra: "    updateExistingUsersOnly: true",
+    });
+    const before = await threads();
+    const { report, seen } = await run();
+    expect(seen.threadSettings).toHaveLength(2);
+    expect(await threads()).toBe(before);
+    expect(report.status).toBe("completed_with_failures");
+    expect(report.failuresByCode).toEqual({ user_not_found: 1 });
+    const logs = await logsOf(report.runId);
+    expect(logs).toHaveLength(ROWS);
+    expect(distinctKeys(logs)).toBe(ROWS);
+    expect(logs.filter((l) => l.status === "failed")).toEqual([
+      { record_key: "u:u321", status: "failed", error_code: "user_not_found" },
+    ]);
+    expect(await snapshotRows()).toBe(ROWS - 1);
+    em.state.addUser({ userId: "u321" });
+    const next = (await run()).report;
+    expect(next.planned.subscribe).toBe(1);
+    expect(em.state.members(next.list?.id ?? -1)).toHaveLength(ROWS);
+  });
+
+  it("a cancelled run keeps only what was confirmed, logged once", async () => {
+    const controller = new AbortController();
+    const before = await threads();
+    const { report } = await run({
+      signal: controller.signal,
+      onProgress: (p) => {
+        if (p.phase === "subscribe" && p.done >= 250) controller.abort();
+      },
+    });
+    expect(report.status).toBe("cancelled");
+    expect(await threads()).toBe(before);
+    const sent = report.succeeded.subscribe;
+    expect(sent).toBeGreaterThanOrEqual(250);
+    expect(sent).toBeLessThan(ROWS);
+    const logs = await logsOf(report.runId);
+    expect(logs).toHaveLength(sent);
+    expect(distinctKeys(logs)).toBe(sent);
+    expect(await snapshotRows()).toBe(sent);
+    const next = (await run()).report;
+    expect(next.planned.subscribe).toBe(ROWS - sent);
+    expect(next.status).toBe("succeeded");
+    expect(em.state.members(next.list?.id ?? -1)).toHaveLength(ROWS);
+  });
+});
