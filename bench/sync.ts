@@ -102,9 +102,10 @@ async function serve(): Promise<void> {
 }
 
 function configYaml(db: string, state: string, url: string, sync: string, c: number): string {
+  const memory = values["memory-limit"] ? `, memoryLimit: ${values["memory-limit"]}` : "";
   return `
 sources:
-  wh: { type: duckdb, path: ${JSON.stringify(db)}, stateSchema: ${state} }
+  wh: { type: duckdb, path: ${JSON.stringify(db)}, stateSchema: ${state}${memory} }
 destinations:
   it: { type: iterable, apiKey: ${KEY}, projectType: hybrid, baseUrl: ${JSON.stringify(url)}, concurrency: ${c} }
 syncs:
@@ -127,13 +128,15 @@ async function childSync(second: boolean): Promise<void> {
     { env: {} },
   );
   const rss = sampleRss();
-  const sourceConfig: SourceConfig = { type: "duckdb", path: db, stateSchema: state };
+  const sourceConfig: SourceConfig = {
+    type: "duckdb",
+    path: db,
+    stateSchema: state,
+    ...(values["memory-limit"] ? { memoryLimit: values["memory-limit"] } : {}),
+  };
   // Held open for the whole run so that the sync shares this instance and its settings.
   const keeper = await openSource(sourceConfig);
   try {
-    if (values["memory-limit"]) {
-      await keeper.exec(`SET memory_limit = ${keeper.dialect.literal(values["memory-limit"])}`);
-    }
     let planMs: number | null = null;
     if (second) {
       const meta = await getMetadata(keeper, sync);

@@ -166,11 +166,16 @@ export const DEFAULT_BUSY_TIMEOUT_MS = 10_000;
 
 interface SharedInstance {
   instance: DuckDBInstance;
+  /** the memory_limit it was created with, as configured (restored exactly after narrow()) */
+  memoryLimit: string;
   refs: number;
   locks: Set<string>;
-  /** purges run one after another; a purge asked for while one waits joins it */
+  /** purges and setting changes run one after another; a purge asked for while one waits joins it */
   purgeTail: Promise<void>;
   purgeQueued: Promise<void> | null;
+  /** holders of narrow(), and the thread count to restore when the last one releases */
+  narrowed: number;
+  threads: number | null;
 }
 
 // Keyed by absolute path. Holds the promise so that two concurrent opens share one attempt.
@@ -339,10 +344,13 @@ async function acquire(
     if (!inMemory) await mkdir(path.dirname(file), { recursive: true });
     return {
       instance: await createInstance(file, memoryLimit, opts),
+      memoryLimit,
       refs: 1,
       locks: new Set<string>(),
       purgeTail: Promise.resolve(),
       purgeQueued: null,
+      narrowed: 0,
+      threads: null,
     };
   })();
   if (!inMemory) {
@@ -380,6 +388,59 @@ async function relaunchThreads(instance: DuckDBInstance): Promise<void> {
       await conn.run(`SET threads = ${threads > 1 ? threads - 1 : 2}`);
     } finally {
       await conn.run(`SET threads = ${threads}`);
+    }
+  } finally {
+    conn.closeSync();
+  }
+}
+
+const SIZE_UNITS: Record<string, number> = {
+  b: 1,
+  bytes: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+  kib: 2 ** 10,
+  mib: 2 ** 20,
+  gib: 2 ** 30,
+  tib: 2 ** 40,
+};
+
+/** Bytes of a DuckDB size ("192MB", "183.1 MiB"); null if it is not one. */
+export function sizeBytes(text: string): number | null {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*$/i.exec(text);
+  const unit = m ? SIZE_UNITS[(m[2] ?? "").toLowerCase()] : undefined;
+  if (!m || unit === undefined) return null;
+  const bytes = Number(m[1]) * unit;
+  return Number.isFinite(bytes) && bytes > 0 ? bytes : null;
+}
+
+/** One step on the instance's queue of purges and setting changes. */
+function onInstanceQueue(shared: SharedInstance, fn: () => Promise<void>): Promise<void> {
+  const step = shared.purgeTail.then(fn);
+  shared.purgeTail = step.catch(() => undefined);
+  return step;
+}
+
+/** Sets one thread fewer and half the configured memory limit (narrow), or restores both. Best
+ *  effort: a setting that fails leaves the instance as it was, slower or larger, not wrong. */
+async function applyNarrow(shared: SharedInstance, narrow: boolean): Promise<void> {
+  const conn = await DuckDBConnection.create(shared.instance);
+  try {
+    if (narrow) {
+      const reader = await conn.runAndReadAll("select current_setting('threads')::bigint as n");
+      const threads = Number(reader.getRows()[0]?.[0]);
+      if (Number.isSafeInteger(threads) && threads > 1) {
+        shared.threads = threads;
+        await conn.run(`SET threads = ${threads - 1}`);
+      }
+      const bytes = sizeBytes(shared.memoryLimit);
+      if (bytes !== null) await conn.run(`SET memory_limit = '${Math.floor(bytes / 2)}B'`);
+    } else {
+      if (shared.threads !== null) await conn.run(`SET threads = ${shared.threads}`);
+      shared.threads = null;
+      await conn.run(`SET memory_limit = ${duckdbDialect.literal(shared.memoryLimit)}`);
     }
   } finally {
     conn.closeSync();
@@ -519,6 +580,23 @@ class DuckDbSource extends ConnectionExecutor implements Source {
 
   override exec(sql: string, params?: unknown[]): Promise<void> {
     return this.mutex.run(() => purgingAfter(this.shared, () => super.exec(sql, params)));
+  }
+
+  async narrow(): Promise<() => Promise<void>> {
+    const shared = this.shared;
+    await onInstanceQueue(shared, async () => {
+      shared.narrowed++;
+      if (shared.narrowed === 1) await applyNarrow(shared, true).catch(() => undefined);
+    });
+    let released = false;
+    return () => {
+      if (released) return Promise.resolve();
+      released = true;
+      return onInstanceQueue(shared, async () => {
+        shared.narrowed--;
+        if (shared.narrowed === 0) await applyNarrow(shared, false).catch(() => undefined);
+      });
+    };
   }
 
   override query<T extends Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]> {

@@ -85,6 +85,13 @@ export interface Source {
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
   /** a named lock held until release(); null when held elsewhere */
   tryLock(name: string): Promise<Lock | null>;
+  /**
+   * DuckDB: runs on one thread fewer (at least one) and half its memory limit until the returned
+   * function is called (see src/sources/speculate.ts). Counted per DuckDB instance: the first
+   * holder narrows it, the last one to release restores the configured settings. Absent where the
+   * warehouse runs elsewhere.
+   */
+  narrow?(): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 

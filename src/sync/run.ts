@@ -269,7 +269,8 @@ export async function runSync(
   await ensureState(source);
   const release = await acquireLock(source, resolved);
   let plan: Plan | null = null;
-  // the next snapshot built while sending goes on (see speculateSnapshot)
+  // work done ahead while sending goes on (DuckDB), and the next snapshot among it
+  let ahead: AheadQueue | null = null;
   let snapshotAhead: Speculation | null = null;
   let counts: RunCounts | null = null;
   try {
@@ -311,7 +312,7 @@ export async function runSync(
 
     await createOutcomesTable(source, plan);
     // Work done ahead while sending goes on (DuckDB), from when sending is under way.
-    const ahead = speculates(source) ? new AheadQueue(source) : null;
+    ahead = speculates(source) ? new AheadQueue(source) : null;
     snapshotAhead = ahead ? speculateSnapshot(source, plan, ahead) : null;
     const writer = new OutcomeWriter(
       source,
@@ -419,6 +420,7 @@ export async function runSync(
     const status = err instanceof CancelledError ? "cancelled" : "failed";
     // before the work tables go: it reads the members
     await snapshotAhead?.settle(false);
+    await ahead?.close().catch(() => undefined);
     if (report.runId !== null) {
       try {
         await finishRun(

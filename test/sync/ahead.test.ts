@@ -3,12 +3,14 @@
  * built batches, each written in a transaction of its own and kept only when the outcome proves it
  * right. A DuckDB run long enough to open the queue must leave the same list, logs and snapshot as
  * the regular way, every record logged exactly once, also when a batch fails or the run is
- * cancelled; and DuckDB's thread setting, lowered while the queue is open, is restored.
+ * cancelled; and DuckDB's thread and memory settings, lowered while the queue is open, are
+ * restored.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ResolvedSync } from "../../src/config/index.js";
 import { type Emulator, startEmulator } from "../../src/emulator/index.js";
 import { IterableClient } from "../../src/iterable/client.js";
+import { sizeBytes } from "../../src/sources/duckdb.js";
 import type { Source } from "../../src/sources/source.js";
 import { getMetadata } from "../../src/state/store.js";
 import { type RunOptions, type RunReport, reportOf, runSync } from "../../src/sync/run.js";
@@ -22,7 +24,9 @@ const BATCH = 2;
 
 interface Seen {
   transactions: number;
-  threadSettings: string[];
+  /** narrow() calls and their releases */
+  narrowed: number;
+  released: number;
 }
 
 describe("work done ahead while sending (DuckDB)", () => {
@@ -49,7 +53,7 @@ describe("work done ahead while sending (DuckDB)", () => {
   /** One run on a source that records its transactions and thread settings. */
   async function run(opts: RunOptions = {}): Promise<{ report: RunReport; seen: Seen }> {
     const source = await w.open();
-    const seen: Seen = { transactions: 0, threadSettings: [] };
+    const seen: Seen = { transactions: 0, narrowed: 0, released: 0 };
     const watched = new Proxy(source, {
       get(target, prop, receiver) {
         const value = Reflect.get(target, prop, receiver);
@@ -60,10 +64,14 @@ describe("work done ahead while sending (DuckDB)", () => {
             return value.apply(target, args);
           };
         }
-        if (prop === "exec") {
-          return (sql: string, params?: unknown[]) => {
-            if (/^SET threads/i.test(sql)) seen.threadSettings.push(sql);
-            return value.call(target, sql, params);
+        if (prop === "narrow") {
+          return async () => {
+            seen.narrowed++;
+            const release = await value.call(target);
+            return async () => {
+              seen.released++;
+              await release();
+            };
           };
         }
         return value.bind(target);
@@ -84,9 +92,11 @@ describe("work done ahead while sending (DuckDB)", () => {
     }
   }
 
-  async function threads(): Promise<number> {
-    const [row] = await keeper.query("select current_setting('threads')::bigint as n");
-    return Number(row?.n);
+  async function settings(): Promise<{ threads: number; memory: string }> {
+    const [row] = await keeper.query(
+      "select current_setting('threads')::bigint as n, current_setting('memory_limit') as m",
+    );
+    return { threads: Number(row?.n), memory: String(row?.m) };
   }
 
   async function logsOf(runId: number | null) {
@@ -108,14 +118,14 @@ describe("work done ahead while sending (DuckDB)", () => {
   }
 
   it("every record confirmed: the logs and the snapshot written ahead are kept", async () => {
-    const before = await threads();
+    const before = await settings();
     const { report, seen } = await run();
     expect(report.status).toBe("succeeded");
     expect(report.succeeded.subscribe).toBe(ROWS);
-    // the queue was opened: threads lowered and restored, both works in transactions
-    expect(seen.threadSettings).toEqual([`SET threads = ${before - 1}`, `SET threads = ${before}`]);
+    // the queue was opened: the instance narrowed, then restored; both works in transactions
+    expect(seen).toMatchObject({ narrowed: 1, released: 1 });
     expect(seen.transactions).toBeGreaterThanOrEqual(2);
-    expect(await threads()).toBe(before);
+    expect(await settings()).toEqual(before);
     expect(em.state.members(report.list?.id ?? -1)).toHaveLength(ROWS);
     const logs = await logsOf(report.runId);
     expect(logs).toHaveLength(ROWS);
@@ -134,10 +144,10 @@ describe("work done ahead while sending (DuckDB)", () => {
       batchSize: BATCH,
       extra: "    updateExistingUsersOnly: true",
     });
-    const before = await threads();
+    const before = await settings();
     const { report, seen } = await run();
-    expect(seen.threadSettings).toHaveLength(2);
-    expect(await threads()).toBe(before);
+    expect(seen).toMatchObject({ narrowed: 1, released: 1 });
+    expect(await settings()).toEqual(before);
     expect(report.status).toBe("completed_with_failures");
     expect(report.failuresByCode).toEqual({ user_not_found: 1 });
     const logs = await logsOf(report.runId);
@@ -155,7 +165,7 @@ describe("work done ahead while sending (DuckDB)", () => {
 
   it("a cancelled run keeps only what was confirmed, logged once", async () => {
     const controller = new AbortController();
-    const before = await threads();
+    const before = await settings();
     const { report } = await run({
       signal: controller.signal,
       onProgress: (p) => {
@@ -163,7 +173,7 @@ describe("work done ahead while sending (DuckDB)", () => {
       },
     });
     expect(report.status).toBe("cancelled");
-    expect(await threads()).toBe(before);
+    expect(await settings()).toEqual(before);
     const sent = report.succeeded.subscribe;
     expect(sent).toBeGreaterThanOrEqual(250);
     expect(sent).toBeLessThan(ROWS);
@@ -175,5 +185,41 @@ describe("work done ahead while sending (DuckDB)", () => {
     expect(next.planned.subscribe).toBe(ROWS - sent);
     expect(next.status).toBe("succeeded");
     expect(em.state.members(next.list?.id ?? -1)).toHaveLength(ROWS);
+  });
+});
+
+describe("DuckDB narrow()", () => {
+  it("halves memory and takes a thread while held; the last release restores the configured settings", async () => {
+    expect(sizeBytes("183.1 MiB")).toBeCloseTo(183.1 * 2 ** 20);
+    expect(sizeBytes("192MB")).toBe(192e6);
+    expect(sizeBytes("lots")).toBeNull();
+    const w = await createWarehouse("duckdb");
+    const a = await w.open();
+    const b = await w.open();
+    const settings = async () => {
+      const [row] = await a.query(
+        "select current_setting('threads')::bigint as n, current_setting('memory_limit') as m",
+      );
+      return { threads: Number(row?.n), bytes: sizeBytes(String(row?.m)) ?? 0 };
+    };
+    try {
+      await a.exec("SET threads = 3");
+      await a.exec("SET memory_limit = '192MB'");
+      const before = await settings();
+      const releaseA = await a.narrow?.();
+      const releaseB = await b.narrow?.();
+      const narrowed = await settings();
+      expect(narrowed.threads).toBe(2);
+      expect(narrowed.bytes / before.bytes).toBeCloseTo(0.5, 2);
+      await releaseA?.();
+      expect(await settings()).toEqual(narrowed);
+      await releaseB?.();
+      await releaseB?.();
+      expect(await settings()).toEqual(before);
+    } finally {
+      await a.close();
+      await b.close();
+      await w.cleanup();
+    }
   });
 });
