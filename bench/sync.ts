@@ -374,6 +374,13 @@ async function main(): Promise<void> {
       firstSyncDeliveryRate: Math.round(deliveryRate),
       firstSyncMs: Math.round(median(firsts.map((f) => f.ms))),
       ratioSyncToC4: Number((syncRate / median(c4)).toFixed(2)),
+      // each round's sync against the ceiling measured just before it: steadier on a machine whose
+      // speed drifts within minutes
+      ratioSyncToC4PerRound: Number(
+        median(firsts.map((f, i) => f.succeeded / (f.ms / 1000) / (c4[i] ?? Number.NaN))).toFixed(
+          2,
+        ),
+      ),
       ratioSyncToC8: Number((syncRate / median(c8)).toFixed(2)),
       ratioDeliveryToC4: Number((deliveryRate / median(c4)).toFixed(2)),
       firstSyncPeakRss: Math.max(...firsts.map((f) => f.peakRss)),
@@ -390,6 +397,7 @@ async function main(): Promise<void> {
     };
     console.log(
       `\nfirst sync of ${rows}: ${summary.firstSyncRate}/s end to end (${summary.ratioSyncToC4}x of the c4 ceiling ${summary.ceilingC4}/s, ` +
+        `median of the rounds' own ratios ${summary.ratioSyncToC4PerRound}x; ` +
         `${summary.ratioSyncToC8}x of c8 ${summary.ceilingC8}/s); delivery window ${summary.firstSyncDeliveryRate}/s (${summary.ratioDeliveryToC4}x c4); ` +
         `peak RSS ${mb(summary.firstSyncPeakRss)}. Second sync (1.1% changed): ${secs(summary.secondSyncMs)} vs plan ${secs(summary.secondPlanMs)} = ${summary.ratioSecondToPlan}x`,
     );
