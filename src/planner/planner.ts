@@ -31,6 +31,7 @@ import {
   mergeEmailOnlyMembersSql,
   type PlanTables,
   planCountsSql,
+  planIsView,
   planRecordsSql,
   restoreRowsSql,
   rowCountsSql,
@@ -41,7 +42,6 @@ import {
   uniqueCheckSql,
   workSetupSql,
   workTable,
-  workViewCountSql,
 } from "./sql.js";
 
 export interface PlanInput {
@@ -293,20 +293,16 @@ interface Planned {
 
 /** The plan table (or view), replacing one built before. */
 async function buildPlan(step: PlanStep): Promise<void> {
-  await dropWorkRelation(step.source, step.tables.plan);
+  await dropWorkRelation(step.source, step.tables, step.tables.plan);
   await run(step.source, step.planSql, step.signal);
 }
 
-/** Drops a run-scoped work table, or the view a plan can be (see buildPlanSql). */
-async function dropWorkRelation(source: Source, name: string): Promise<void> {
+/** Drops a run-scoped work table, or the plan when it is a view (planIsView). */
+async function dropWorkRelation(source: Source, tables: PlanTables, name: string): Promise<void> {
   const d = source.dialect;
   const target = workTable(d, source.stateSchema, name);
-  const views = workViewCountSql(d);
-  if (views && n((await source.query(views, [source.stateSchema, name]))[0]?.n) > 0) {
-    await source.exec(`drop view if exists ${target}`);
-  } else {
-    await source.exec(d.dropTable(target));
-  }
+  const view = name === tables.plan && planIsView(d, tables);
+  await source.exec(view ? `drop view if exists ${target}` : d.dropTable(target));
 }
 
 /** Members decided by one count over the rows (rowStatsSql), then the plan. */
@@ -641,7 +637,7 @@ export async function dropWorkTables(source: Source, plan: Plan): Promise<void> 
   await ensureWorkHome(source);
   // the plan first: it can be a view over the members
   for (const table of [plan.tables.plan, plan.tables.rows, plan.tables.members]) {
-    await dropWorkRelation(source, table);
+    await dropWorkRelation(source, plan.tables, table);
   }
   await source.exec(d.dropTable(workTable(d, schema, plan.tables.outcomes)));
 }

@@ -69,14 +69,9 @@ export function workSetupSql(d: Dialect, schema: string): string[] {
   ];
 }
 
-/**
- * Whether a run-scoped name is a view (`$1` schema, `$2` name; a count): DuckDB refuses to drop a
- * view as a table and a table as a view, and a plan can be either (see buildPlanSql). Null where
- * work tables are never views.
- */
-export function workViewCountSql(d: Dialect): string | null {
-  if (d.name !== "duckdb") return null;
-  return `select count(*) as n from duckdb_views() where database_name = ${d.literal(DUCKDB_WORK_CATALOG)} and schema_name = $1 and view_name = $2`;
+/** Whether the plan is a view over the members rather than a table (see buildPlanSql). */
+export function planIsView(d: Dialect, t: PlanTables): boolean {
+  return !t.previous && d.name === "duckdb";
 }
 
 /** Qualified name of a run-scoped work table (rows, members, plan). */
@@ -473,8 +468,8 @@ function samePerson(p: string, s: string): string {
  * only; without a previous snapshot, by the rows statement (RowsSpec.buildable).
  *
  * Without a previous snapshot every member is subscribed. DuckDB then makes the plan a view over
- * the members rather than a copy of them (the members' rowid numbers the built batches): the
- * planner drops either before (workViewCountSql).
+ * the members rather than a copy of them (the members' rowid numbers the built batches):
+ * planIsView says which to drop.
  */
 export function buildPlanSql(
   d: Dialect,
@@ -487,7 +482,7 @@ export function buildPlanSql(
   const cols = "identity, op, kind, email, user_id, send, built";
   const built = (e: string, u: string, subscribe: string) =>
     opts.buildable ? `case when ${subscribe} and ${opts.buildable(e, u)} then 1 else 0 end` : "0";
-  if (!t.previous && d.name === "duckdb") {
+  if (planIsView(d, t)) {
     return [
       `create view ${plan} as select m.rowid as rowid, m.identity, 'subscribe' as op, 'added' as kind, ` +
         `m.email, m.user_id, 1 as send, m.built from ${members} m`,
