@@ -136,6 +136,40 @@ describe("work done ahead while sending (DuckDB)", () => {
     expect(next.planned).toMatchObject({ subscribe: 0, unsubscribe: 0 });
   });
 
+  it("two syncs on one file at once: both narrow the shared instance, both keep their work ahead", async () => {
+    const before = await settings();
+    const r2 = resolvedSync(w, em, "hybrid", "m", {
+      apiKey: KEY,
+      batchSize: BATCH,
+      syncName: "t",
+    });
+    const runOf = async (sync: ResolvedSync) => {
+      const source = await w.open();
+      const api = IterableClient.fromDestination(sync.destination, {
+        retry: { baseMs: 1, maxMs: 5, listNotFoundRetryMs: 50 },
+      });
+      try {
+        return await runSync(sync, { api, source });
+      } finally {
+        await api.close();
+        await source.close();
+      }
+    };
+    const [a, b] = await Promise.all([runOf(r), runOf(r2)]);
+    for (const report of [a, b]) {
+      expect(report.status).toBe("succeeded");
+      const logs = await logsOf(report.runId);
+      expect(logs.length).toBeGreaterThanOrEqual(ROWS);
+    }
+    const [logs] = await keeper.query(
+      `select count(*) as n, count(distinct sync_name || record_key) as k from ${keeper.dialect.table(keeper.stateSchema, "sync_logs")}`,
+    );
+    expect(Number(logs?.n)).toBe(2 * ROWS);
+    expect(Number(logs?.k)).toBe(2 * ROWS);
+    expect(await snapshotRows()).toBe(ROWS);
+    expect(await settings()).toEqual(before);
+  });
+
   it("a batch with a failure: the work ahead is thrown away and done the regular way", async () => {
     // u321 is unknown to Iterable: user_not_found, retried by the next run (not in the snapshot)
     for (let i = 0; i < ROWS; i++) if (i !== 321) em.state.addUser({ userId: `u${i}` });
