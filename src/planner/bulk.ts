@@ -176,14 +176,6 @@ export function bodyRecordsSql(
   return selectBuilt(d, schema, t, spec, () => "identity, email, user_id", batch, batch);
 }
 
-/** Subscribes that go record by record: every planned subscribe not in a built batch. */
-export function recordSubscribesSql(d: Dialect, schema: string, t: PlanTables): string {
-  return (
-    `select identity, kind, email, user_id from ${workTable(d, schema, t.plan)} ` +
-    `where op = 'subscribe' and send = 1 and built = 0 order by identity`
-  );
-}
-
 /**
  * The built subscribes of the batches `first`..`last` as outcome rows (the columns of the
  * outcomes table, confirmed successes), as a parenthesised select: for the outcomes table and

@@ -475,24 +475,16 @@ function emailIndex(source: Source, table: string): string[] {
   return [`create index ${idx} on ${d.table(source.stateSchema, table)} (email)`];
 }
 
-/** Streams the records of one operation, in batches of about `batchSize`. */
-export function planRecords(
+/** Streams the records of one operation, in batches of about 5,000; `unbuilt`: only those not
+ *  sent in built bodies (see planRecordsSql). */
+export async function* planRecords(
   source: Source,
   plan: Plan,
   op: "subscribe" | "unsubscribe",
-  batchSize = 5000,
+  opts: { unbuilt?: boolean } = {},
 ): AsyncGenerator<PlanRecord[]> {
-  const sql = planRecordsSql(source.dialect, source.stateSchema, plan.tables, op);
-  return streamPlanRecords(source, sql, batchSize);
-}
-
-/** Streams plan records selected by `sql` (identity, kind, email, user_id of the plan table). */
-export async function* streamPlanRecords(
-  source: Source,
-  sql: string,
-  batchSize = 5000,
-): AsyncGenerator<PlanRecord[]> {
-  for await (const batch of source.stream(sql, [], batchSize)) {
+  const sql = planRecordsSql(source.dialect, source.stateSchema, plan.tables, op, opts);
+  for await (const batch of source.stream(sql, [], 5000)) {
     yield batch.map((r) => ({
       identity: String(r.identity),
       kind: String(r.kind) as PlanRecord["kind"],

@@ -645,16 +645,18 @@ export function duplicateRowsSql(
   return parts.length > 0 ? parts.join(" union all ") : null;
 }
 
-/** The records to deliver for one operation, in a stable order. */
+/** The records to deliver for one operation, in a stable order. `unbuilt`: only those not sent
+ *  in built bodies (the plan's `built` column, src/planner/bulk.ts). */
 export function planRecordsSql(
   d: Dialect,
   schema: string,
   t: PlanTables,
   op: "subscribe" | "unsubscribe",
+  opts: { unbuilt?: boolean } = {},
 ): string {
   return (
     `select identity, kind, email, user_id from ${workTable(d, schema, t.plan)} ` +
-    `where op = '${op}' and send = 1 order by identity`
+    `where op = '${op}' and send = 1${opts.unbuilt ? " and built = 0" : ""} order by identity`
   );
 }
 

@@ -23,7 +23,6 @@ import {
   builtOutcomesSql,
   lastRowSql,
   MAX_SUBSCRIBER_BYTES,
-  recordSubscribesSql,
 } from "../planner/bulk.js";
 import {
   duplicateRows,
@@ -31,7 +30,6 @@ import {
   type Plan,
   type PlanRecord,
   planRecords,
-  streamPlanRecords,
 } from "../planner/planner.js";
 import { OUTCOME_COLUMNS, workTable } from "../planner/sql.js";
 import type { Source } from "../sources/source.js";
@@ -203,13 +201,9 @@ export async function deliverOperation(op: Operation, ctx: DeliverCtx): Promise<
   tick(ctx, counter);
   const bodies = op === "subscribe" ? bodySpec(ctx) : null;
   try {
-    if (bodies) {
-      await deliverBodies(ctx, counter, bodies);
-      const sql = recordSubscribesSql(ctx.source.dialect, ctx.source.stateSchema, plan.tables);
-      await deliverRecords(ctx, counter, streamPlanRecords(ctx.source, sql));
-    } else {
-      await deliverRecords(ctx, counter, planRecords(ctx.source, plan, op));
-    }
+    // built bodies first, then every record they do not carry
+    if (bodies) await deliverBodies(ctx, counter, bodies);
+    await deliverRecords(ctx, counter, planRecords(ctx.source, plan, op, { unbuilt: !!bodies }));
   } catch (err) {
     if (ctx.signal?.aborted && !(err instanceof FatalError)) {
       throw err instanceof CancelledError
