@@ -360,6 +360,33 @@ async function acquire(
   return await opening;
 }
 
+/** One step on the instance's queue of purges and setting changes: they run one after another,
+ *  so that no two change `threads` at once. */
+function onInstanceQueue(shared: SharedInstance, fn: () => Promise<void>): Promise<void> {
+  const step = shared.purgeTail.then(fn);
+  shared.purgeTail = step.catch(() => undefined);
+  return step;
+}
+
+/** Runs fn on a connection of its own (settings are the instance's, whatever connection sets them). */
+async function onOwnConnection(
+  shared: SharedInstance,
+  fn: (conn: DuckDBConnection) => Promise<void>,
+): Promise<void> {
+  const conn = await DuckDBConnection.create(shared.instance);
+  try {
+    await fn(conn);
+  } finally {
+    conn.closeSync();
+  }
+}
+
+async function currentThreads(conn: DuckDBConnection): Promise<number | null> {
+  const reader = await conn.runAndReadAll("select current_setting('threads')::bigint as n");
+  const threads = Number(reader.getRows()[0]?.[0]);
+  return Number.isSafeInteger(threads) && threads >= 1 ? threads : null;
+}
+
 /**
  * Returns the pages DuckDB's allocator keeps from freed memory to the OS (see
  * DEFAULT_BULK_FLUSH_THRESHOLD). DuckDB has no statement for it, but relaunching its worker
@@ -368,30 +395,21 @@ async function acquire(
  */
 function purgeAllocator(shared: SharedInstance): Promise<void> {
   if (shared.purgeQueued) return shared.purgeQueued;
-  const queued: Promise<void> = shared.purgeTail.then(async () => {
+  const queued: Promise<void> = onInstanceQueue(shared, async () => {
     // Started: pages freed from now on need the next purge.
     if (shared.purgeQueued === queued) shared.purgeQueued = null;
-    await relaunchThreads(shared.instance).catch(() => undefined);
-  });
+    await onOwnConnection(shared, async (conn) => {
+      const threads = await currentThreads(conn);
+      if (threads === null) return;
+      try {
+        await conn.run(`SET threads = ${threads > 1 ? threads - 1 : 2}`);
+      } finally {
+        await conn.run(`SET threads = ${threads}`);
+      }
+    });
+  }).catch(() => undefined);
   shared.purgeQueued = queued;
-  shared.purgeTail = queued;
   return queued;
-}
-
-async function relaunchThreads(instance: DuckDBInstance): Promise<void> {
-  const conn = await DuckDBConnection.create(instance);
-  try {
-    const reader = await conn.runAndReadAll("select current_setting('threads')::bigint as n");
-    const threads = Number(reader.getRows()[0]?.[0]);
-    if (!Number.isSafeInteger(threads) || threads < 1) return;
-    try {
-      await conn.run(`SET threads = ${threads > 1 ? threads - 1 : 2}`);
-    } finally {
-      await conn.run(`SET threads = ${threads}`);
-    }
-  } finally {
-    conn.closeSync();
-  }
 }
 
 const SIZE_UNITS: Record<string, number> = {
@@ -416,22 +434,13 @@ export function sizeBytes(text: string): number | null {
   return Number.isFinite(bytes) && bytes > 0 ? bytes : null;
 }
 
-/** One step on the instance's queue of purges and setting changes. */
-function onInstanceQueue(shared: SharedInstance, fn: () => Promise<void>): Promise<void> {
-  const step = shared.purgeTail.then(fn);
-  shared.purgeTail = step.catch(() => undefined);
-  return step;
-}
-
 /** Sets one thread fewer and half the configured memory limit (narrow), or restores both. Best
  *  effort: a setting that fails leaves the instance as it was, slower or larger, not wrong. */
-async function applyNarrow(shared: SharedInstance, narrow: boolean): Promise<void> {
-  const conn = await DuckDBConnection.create(shared.instance);
-  try {
+function applyNarrow(shared: SharedInstance, narrow: boolean): Promise<void> {
+  return onOwnConnection(shared, async (conn) => {
     if (narrow) {
-      const reader = await conn.runAndReadAll("select current_setting('threads')::bigint as n");
-      const threads = Number(reader.getRows()[0]?.[0]);
-      if (Number.isSafeInteger(threads) && threads > 1) {
+      const threads = await currentThreads(conn);
+      if (threads !== null && threads > 1) {
         shared.threads = threads;
         await conn.run(`SET threads = ${threads - 1}`);
       }
@@ -442,9 +451,7 @@ async function applyNarrow(shared: SharedInstance, narrow: boolean): Promise<voi
       shared.threads = null;
       await conn.run(`SET memory_limit = ${duckdbDialect.literal(shared.memoryLimit)}`);
     }
-  } finally {
-    conn.closeSync();
-  }
+  });
 }
 
 /** Runs fn, then purges the allocator if fn ran long enough to have freed much memory. */
