@@ -72,7 +72,6 @@ export class AheadQueue {
    *  once it is settled to be kept, whichever comes first. */
   speculate(work: (tx: SqlExecutor) => Promise<void>): Speculation {
     let decide: (keep: boolean) => void = () => undefined;
-    let decided: boolean | null = null;
     const decision = new Promise<boolean>((resolve) => {
       decide = resolve;
     });
@@ -80,11 +79,12 @@ export class AheadQueue {
     const next = new Promise<void>((resolve) => {
       worked = resolve;
     });
-    const after = this.tail;
+    const after = this.tail.then(() => true);
     this.tail = next;
+    // starts when the work before it has run (true) or when settled, to keep (true) or not (false)
     const done = Promise.race([after, decision])
-      .then(async () => {
-        if (decided === false) return false;
+      .then(async (start) => {
+        if (!start) return false;
         await this.source.transaction(async (tx) => {
           try {
             await work(tx);
@@ -99,7 +99,6 @@ export class AheadQueue {
       .finally(() => worked());
     return {
       settle(keep: boolean) {
-        decided ??= keep;
         decide(keep);
         return done;
       },
