@@ -24,7 +24,13 @@ import { createRequire } from "node:module";
 import { domainToASCII } from "node:url";
 import type { ProjectType } from "../iterable/wire.js";
 import type { Dialect } from "../sources/source.js";
-import { MAX_USER_ID_CHARS, type PlanTables, validUserIdSql, workTable } from "./sql.js";
+import {
+  MAX_USER_ID_CHARS,
+  OUTCOME_COLUMNS,
+  type PlanTables,
+  validUserIdSql,
+  workTable,
+} from "./sql.js";
 
 /** The local part and domain limits of src/identity/email.ts. */
 const MAX_LOCAL = 64;
@@ -193,6 +199,23 @@ export function builtOutcomesSql(
     "identity, 'subscribe' as op, email, user_id, 'succeeded' as status, 1 as confirmed, " +
     "null as error_code, null as error_message";
   return `(${selectBuilt(d, schema, t, spec, columns, first, last)})`;
+}
+
+/** Inserts the outcome rows of the built batches `first`..`last` (builtOutcomesSql) into the
+ *  run's outcomes table. */
+export function insertBuiltOutcomesSql(
+  d: Dialect,
+  schema: string,
+  t: PlanTables,
+  spec: BodySpec,
+  first: number,
+  last: number,
+): string {
+  const cols = OUTCOME_COLUMNS.join(", ");
+  return (
+    `insert into ${workTable(d, schema, t.outcomes)} (${cols}) ` +
+    `select ${cols} from ${builtOutcomesSql(d, schema, t, spec, first, last)} o`
+  );
 }
 
 /** Sorted batch numbers as runs of consecutive numbers: [first, last] pairs. */

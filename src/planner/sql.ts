@@ -90,11 +90,13 @@ export function same(d: Dialect, a: string, b: string): string {
   return d.name === "mysql" ? `(${a} <=> ${b})` : `(${a} is not distinct from ${b})`;
 }
 
-/** Column type of identifiers in tables kept after the run (snapshots). DuckDB: FSST named, since
- *  DuckDB otherwise tries every compression method on each write (1M snapshot rows written in
- *  ~0.6 s instead of ~1.1 s; uncompressed would be ~0.35 s but twice the size). */
+/** DuckDB's type of identifiers in tables kept after the run (snapshots, sync logs): FSST named,
+ *  since DuckDB otherwise tries every compression method on each write (1M snapshot rows written
+ *  in ~0.6 s instead of ~1.1 s; uncompressed would be ~0.35 s but twice the size). */
+export const DUCKDB_STORED_KEY_TYPE = "varchar using compression fsst";
+
 function storedKeyType(d: Dialect): string {
-  return d.name === "duckdb" ? "varchar using compression fsst" : keyType(d);
+  return d.name === "duckdb" ? DUCKDB_STORED_KEY_TYPE : keyType(d);
 }
 
 /** Column type of identifiers: binary comparison everywhere (MySQL's default collations fold case). */
@@ -797,7 +799,7 @@ export function buildSnapshotSql(
   // Every planned subscribe confirmed (allSubscribesConfirmed, see confirmedSubscribesSql): the
   // members as they are, since a subscribe carries its member's values. Two joins fewer.
   const parts = opts.allSubscribesConfirmed
-    ? [`select m.identity, m.email, m.user_id from ${members} m`]
+    ? [allMembersSql(members)]
     : [
         `select m.identity, m.email, m.user_id from ${members} m where not exists (select 1 from ${plan} p where p.identity = m.identity and p.op = 'subscribe')`,
         `select p.identity, p.email, p.user_id from ${plan} p where p.op = 'subscribe' and ${confirmed("p", "subscribe")}`,
@@ -825,8 +827,11 @@ export function buildSnapshotSql(
  * outcome, so it can be built while sending goes on (src/sources/speculate.ts).
  */
 export function membersSnapshotSql(d: Dialect, schema: string, t: PlanTables): string[] {
-  const members = workTable(d, schema, t.members);
-  return snapshotFromSql(d, schema, t, `select m.identity, m.email, m.user_id from ${members} m`);
+  return snapshotFromSql(d, schema, t, allMembersSql(workTable(d, schema, t.members)));
+}
+
+function allMembersSql(members: string): string {
+  return `select m.identity, m.email, m.user_id from ${members} m`;
 }
 
 function snapshotFromSql(d: Dialect, schema: string, t: PlanTables, select: string): string[] {

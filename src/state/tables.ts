@@ -3,6 +3,7 @@
  * (list id, config fingerprint, committed snapshot) and the register of committed snapshots.
  * DDL and SQL here are pure strings per dialect; src/state/store.ts runs them.
  */
+import { DUCKDB_STORED_KEY_TYPE } from "../planner/sql.js";
 import type { Dialect } from "../sources/source.js";
 
 export const STATE_TABLES = ["sync_metadata", "sync_snapshots", "sync_runs", "sync_logs"] as const;
@@ -35,7 +36,7 @@ function types(d: Dialect) {
         text: "varchar",
         // Identifiers are mostly distinct: FSST is what DuckDB would pick, and naming it spares
         // the analysis of every method on each write (1M log rows: ~1.9 s -> ~1.2 s).
-        id: "varchar using compression fsst",
+        id: DUCKDB_STORED_KEY_TYPE,
         big: "bigint",
         int: "integer",
         ts: "timestamptz",

@@ -21,6 +21,7 @@ import {
   bodyRecordsSql,
   buildsBodies,
   builtOutcomesSql,
+  insertBuiltOutcomesSql,
   lastRowSql,
   MAX_SUBSCRIBER_BYTES,
 } from "../planner/bulk.js";
@@ -31,7 +32,6 @@ import {
   type PlanRecord,
   planRecords,
 } from "../planner/planner.js";
-import { OUTCOME_COLUMNS, workTable } from "../planner/sql.js";
 import type { Source } from "../sources/source.js";
 import type { AheadQueue } from "../sources/speculate.js";
 import { appendLogs } from "../state/store.js";
@@ -103,10 +103,7 @@ export async function writeBuiltOutcomes(source: Source, plan: Plan, built: Buil
   const d = source.dialect;
   const schema = source.stateSchema;
   for (const [first, last] of batchRuns(built.taken)) {
-    await source.exec(
-      `insert into ${workTable(d, schema, plan.tables.outcomes)} (${OUTCOME_COLUMNS.join(", ")}) ` +
-        `select ${OUTCOME_COLUMNS.join(", ")} from ${builtOutcomesSql(d, schema, plan.tables, spec, first, last)} o`,
-    );
+    await source.exec(insertBuiltOutcomesSql(d, schema, plan.tables, spec, first, last));
   }
 }
 
