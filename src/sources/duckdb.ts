@@ -15,7 +15,9 @@ import {
   type DuckDBAppender,
   DuckDBArrayValue,
   DuckDBBlobValue,
+  DuckDBBlobVector,
   DuckDBConnection,
+  type DuckDBDataChunk,
   DuckDBDateValue,
   DuckDBDecimalValue,
   DuckDBInstance,
@@ -112,6 +114,39 @@ function readVarcharColumn(vector: DuckDBVector, count: number): (string | null)
         : utf8.decode(getStringBytes(dataView, at));
   }
   return out;
+}
+
+/**
+ * The values of a BLOB column of a chunk as Buffers. Through DuckDBValues each blob is copied twice
+ * (out of DuckDB's memory, then into a Buffer); getItemBytes hands over the first copy, a fresh
+ * allocation for all but the shortest blobs, which the Buffer then wraps as is. For request bodies
+ * built by the warehouse, that is ~50 MB less copied per 1M subscribers, and fewer collections.
+ */
+function readBlobColumn(vector: DuckDBVector, count: number): (Buffer | null)[] | null {
+  if (!(vector instanceof DuckDBBlobVector)) return null;
+  const out: (Buffer | null)[] = new Array(count);
+  for (let i = 0; i < count; i++) {
+    const bytes = vector.getItemBytes(i);
+    out[i] =
+      bytes === null
+        ? null
+        : bytes.byteLength <= 12
+          ? // a view over the chunk's own memory: copied
+            Buffer.from(bytes)
+          : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  return out;
+}
+
+/** Plain JS values of one column of a chunk (see plainFromDuckDb), strings and blobs read straight
+ *  from their vectors. */
+function chunkColumn(chunk: DuckDBDataChunk, column: number): unknown[] {
+  const vector = chunk.getColumnVector(column);
+  return (
+    readVarcharColumn(vector, chunk.rowCount) ??
+    readBlobColumn(vector, chunk.rowCount) ??
+    chunk.getColumnValues(column).map(plainFromDuckDb)
+  );
 }
 
 export interface DuckDbOptions {
@@ -247,15 +282,7 @@ function duckDbParam(value: unknown): DuckDBValue {
   }
 }
 
-/** Row objects from column-major values (DuckDB reads columns about 1.6x faster than rows). */
-function columnsToObjects<T>(names: string[], columns: DuckDBValue[][]): T[] {
-  return rowObjects<T>(
-    names,
-    columns.map((values) => values.map(plainFromDuckDb)),
-  );
-}
-
-/** Row objects from column-major plain values. */
+/** Row objects from column-major plain values (DuckDB reads columns about 1.6x faster than rows). */
 function rowObjects<T>(names: string[], columns: unknown[][]): T[] {
   const rowCount = columns[0]?.length ?? 0;
   const out: Record<string, unknown>[] = new Array(rowCount);
@@ -488,11 +515,16 @@ class ConnectionExecutor implements SqlExecutor {
 
   async query<T extends Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]> {
     try {
-      const reader = await this.conn.runAndReadAll(
-        sql,
-        params?.length ? params.map(duckDbParam) : undefined,
-      );
-      return columnsToObjects<T>(reader.columnNames(), reader.getColumns());
+      const result = await this.conn.run(sql, params?.length ? params.map(duckDbParam) : undefined);
+      const names = result.columnNames();
+      const columns: unknown[][] = names.map(() => []);
+      for (const chunk of await result.fetchAllChunks()) {
+        for (let c = 0; c < names.length; c++) {
+          const into = columns[c] as unknown[];
+          for (const value of chunkColumn(chunk, c)) into.push(value);
+        }
+      }
+      return rowObjects<T>(names, columns);
     } catch (error) {
       throw wrap(error);
     }
@@ -653,12 +685,7 @@ class DuckDbSource extends ConnectionExecutor implements Source {
           fetching = result.fetchChunk();
           fetching.catch(() => undefined);
           const columns: unknown[][] = [];
-          for (let c = 0; c < names.length; c++) {
-            columns.push(
-              readVarcharColumn(chunk.getColumnVector(c), chunk.rowCount) ??
-                chunk.getColumnValues(c).map(plainFromDuckDb),
-            );
-          }
+          for (let c = 0; c < names.length; c++) columns.push(chunkColumn(chunk, c));
           const rows = rowObjects<T>(names, columns);
           for (const row of rows) {
             batch.push(row);

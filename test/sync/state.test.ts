@@ -6,7 +6,7 @@ import { LockedError } from "../../src/errors.js";
 import { tablePrefix } from "../../src/planner/names.js";
 import { openSource } from "../../src/sources/index.js";
 import type { Source } from "../../src/sources/source.js";
-import { ensureState, listRuns } from "../../src/state/store.js";
+import { ensureState, listFailures, listRuns } from "../../src/state/store.js";
 import type { RunOptions, RunReport } from "../../src/sync/run.js";
 import { resolvedSync } from "../support/config.js";
 import { runOnce } from "../support/run.js";
@@ -169,6 +169,86 @@ describe.each(dialects)("run bookkeeping on %s", (dialect) => {
         );
       }
       await Promise.all(sources.map((s) => s.close()));
+    }
+  });
+});
+
+describe("DuckDB sync_logs column types", () => {
+  it("a new state schema types operation and status as enums, which read and filter as text", async () => {
+    const w = await createWarehouse("duckdb");
+    try {
+      await withSourceOf(w, async (s) => {
+        await ensureState(s);
+        const logs = s.dialect.table(s.stateSchema, "sync_logs");
+        const types = await s.query<{ data_type: string }>(
+          "select data_type from information_schema.columns where table_schema = $1 and table_name = 'sync_logs' and column_name in ('operation', 'status') order by column_name",
+          [s.stateSchema],
+        );
+        expect(types.map((t) => t.data_type)).toEqual([
+          "ENUM('subscribe', 'unsubscribe')",
+          "ENUM('succeeded', 'failed')",
+        ]);
+        await s.exec(
+          `insert into ${logs} (sync_name, run_id, record_key, operation, status) values ('x', 1, 'e:a', 'unsubscribe', 'failed')`,
+        );
+        expect(
+          await s.query(`select operation, status from ${logs} where status = 'failed'`),
+        ).toEqual([{ operation: "unsubscribe", status: "failed" }]);
+        await expect(
+          s.exec(
+            `insert into ${logs} (sync_name, run_id, operation, status) values ('x', 1, 'delete', 'failed')`,
+          ),
+        ).rejects.toThrow();
+      });
+    } finally {
+      await w.cleanup();
+    }
+  });
+});
+
+describe("a DuckDB state schema made by an earlier version", () => {
+  it("keeps its VARCHAR log columns, and runs log into them and read them back", async () => {
+    const w = await createWarehouse("duckdb");
+    const emulator = await startEmulator({ port: 0, projectType: "email", apiKey: KEY });
+    try {
+      // sync_logs as versions before the enum columns created it
+      await withSourceOf(w, async (s) => {
+        await s.ensureSchema(s.stateSchema);
+        await s.exec(
+          `create table ${s.dialect.table(s.stateSchema, "sync_logs")} (sync_name varchar not null, run_id integer not null, ` +
+            "record_key varchar, operation varchar(12) not null, email varchar, user_id varchar, status varchar(12) not null, " +
+            "error_code varchar(40), error_message varchar, logged_at timestamptz)",
+        );
+        await writeTable(s, w.dataSchema, "old", ["email"], [["a@example.com"], ["bad"]]);
+      });
+      const r = resolvedSync(w, emulator, "email", "old", {
+        apiKey: KEY,
+        batchSize: 100,
+        syncName: "old",
+      });
+      expect((await runOnce(w, r)).status).toBe("completed_with_failures");
+      await withSourceOf(w, async (s) => {
+        const logs = `${s.dialect.table(s.stateSchema, "sync_logs")}`;
+        const types = await s.query<{ column_name: string; data_type: string }>(
+          "select column_name, data_type from information_schema.columns where table_schema = $1 and table_name = 'sync_logs' and column_name in ('operation', 'status') order by column_name",
+          [s.stateSchema],
+        );
+        expect(types.map((t) => t.data_type)).toEqual(["VARCHAR", "VARCHAR"]);
+        const rows = await s.query(
+          `select operation, status, email, error_code from ${logs} order by email`,
+        );
+        expect(rows).toEqual([
+          { operation: "subscribe", status: "succeeded", email: "a@example.com", error_code: null },
+          { operation: "subscribe", status: "failed", email: "bad", error_code: "invalid_email" },
+        ]);
+        const failures = await listFailures(s, "old", {});
+        expect(failures.map((f) => [f.operation, f.email, f.errorCode])).toEqual([
+          ["subscribe", "bad", "invalid_email"],
+        ]);
+      });
+    } finally {
+      await emulator.close();
+      await w.cleanup();
     }
   });
 });
