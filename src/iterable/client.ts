@@ -69,8 +69,12 @@ export interface SubscribeOptions extends DeliveryOptions {
  */
 export interface SubscriberBodies<T> {
   /** the subscribers' JSON objects, comma-separated, without the enclosing brackets: text, or
-   *  its UTF-8 bytes (sent as they are, with no string in between) */
+   *  its UTF-8 bytes (sent as they are, with no string in between); with `whole`, the request
+   *  body itself */
   json: string | Uint8Array;
+  /** `json` is already the whole request body: subscribeBodyParts() around the subscribers, so
+   *  that it is sent without being copied into a new buffer */
+  whole?: boolean;
   count: number;
   /** the caller's name for the batch, handed back with its result */
   tag: T;
@@ -84,6 +88,19 @@ export interface BodiesResult<T> {
   tag: T;
   count: number;
   result: BatchResult | null;
+}
+
+/**
+ * What a subscribe request of subscribeBodies holds around the subscribers' JSON: the body is
+ * `head` + subscribers + `tail`. A caller that builds whole bodies (SubscriberBodies.whole) uses
+ * exactly these; updateExistingUsersOnly as the request sends it (never for email projects).
+ */
+export function subscribeBodyParts(
+  listId: number,
+  updateExistingUsersOnly: boolean,
+): { head: string; tail: string } {
+  const envelope = updateExistingUsersOnly ? { listId, updateExistingUsersOnly: true } : { listId };
+  return { head: `${JSON.stringify(envelope).slice(0, -1)},"subscribers":[`, tail: "]}" };
 }
 
 /** Bytes of a request envelope around the subscribers, listId included (at most 20 digits). */
@@ -248,16 +265,17 @@ export class IterableClient {
   ): AsyncIterable<BodiesResult<T>> {
     const updateOnly = opts.updateExistingUsersOnly === true && this.projectType !== "email";
     const envelope = updateOnly ? { listId, updateExistingUsersOnly: true } : { listId };
-    const head = `${JSON.stringify(envelope).slice(0, -1)},"subscribers":[`;
+    const { head, tail } = subscribeBodyParts(listId, updateOnly);
     const headBytes = Buffer.from(head);
-    const tailBytes = Buffer.from("]}");
+    const tailBytes = Buffer.from(tail);
     return mapWindow(
       batches,
       this.concurrency,
       async (batch, signal): Promise<BodiesResult<T>> => {
-        const body =
-          typeof batch.json === "string"
-            ? Buffer.from(`${head}${batch.json}]}`)
+        const body = batch.whole
+          ? wholeBody(batch.json, headBytes)
+          : typeof batch.json === "string"
+            ? Buffer.from(`${head}${batch.json}${tail}`)
             : Buffer.concat([headBytes, batch.json, tailBytes]);
         const { tag, count } = batch;
         if (body.length > this.maxBatchBytes) {
@@ -411,4 +429,14 @@ function parseAnswer<S extends z.ZodType>(text: string, schema: S, what: string)
   const parsed = tryParseAnswer(text, schema, what);
   if (!parsed.ok) throw new FatalError(parsed.message, "server_error", 200);
   return parsed.value;
+}
+
+/** A whole body as sent (SubscriberBodies.whole), checked to open with this request's envelope:
+ *  a body built for another list or setting is a caller's mistake, never sent. */
+function wholeBody(json: string | Uint8Array, head: Buffer): Uint8Array {
+  const body = typeof json === "string" ? Buffer.from(json) : json;
+  const opens = body.length >= head.length && head.equals(body.subarray(0, head.length));
+  if (!opens)
+    throw new TypeError("a whole subscribe body does not open with its request's envelope");
+  return body;
 }

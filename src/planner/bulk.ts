@@ -151,23 +151,25 @@ function selectBuilt(
 }
 
 /**
- * Built subscribes of the batches `first`..`last`: batch number, subscriber count, the
- * subscribers' JSON as UTF-8 bytes (a blob). Asked for a few batches at a time, so that sending
- * starts at once.
+ * Built subscribes of the batches `first`..`last`: batch number, subscriber count, and the
+ * request body as UTF-8 bytes (a blob): the subscribers' JSON between `parts.head` and
+ * `parts.tail` (the client's subscribeBodyParts). Asked for a few batches at a time, so that
+ * sending starts at once.
  */
 export function bodiesSql(
   d: Dialect,
   schema: string,
   t: PlanTables,
   spec: BodySpec,
+  parts: { head: string; tail: string },
   first: number,
   last: number,
 ): string {
   const json = subscriberJsonSql(spec.projectType, "email", "user_id");
   // encode(): the UTF-8 bytes, read as a blob, so that the body reaches the request without
-  // being decoded into a string and encoded again
-  const columns = (n: number) =>
-    `rowid // ${n} as batch, count(*) as n, encode(string_agg(${json}, ',')) as body`;
+  // being decoded into a string and encoded again; whole, so that it is sent without a copy
+  const body = `concat(${d.literal(parts.head)}, string_agg(${json}, ','), ${d.literal(parts.tail)})`;
+  const columns = (n: number) => `rowid // ${n} as batch, count(*) as n, encode(${body}) as body`;
   return `${selectBuilt(d, schema, t, spec, columns, first, last)} group by batch order by batch`;
 }
 

@@ -11,7 +11,11 @@
  */
 import { CancelledError, type FailureCode, FatalError } from "../errors.js";
 import { validateRow } from "../identity/rules.js";
-import type { BodiesResult, SubscriberBodies } from "../iterable/client.js";
+import {
+  type BodiesResult,
+  type SubscriberBodies,
+  subscribeBodyParts,
+} from "../iterable/client.js";
 import type { BatchResult, DeliveryRecord, Operation } from "../iterable/types.js";
 import type { ProjectType } from "../iterable/wire.js";
 import {
@@ -265,8 +269,11 @@ async function deliverBodies(ctx: DeliverCtx, counter: Counter, spec: BodySpec):
   const lastRow =
     last?.last_row === null || last?.last_row === undefined ? -1 : Number(last.last_row);
   const lastBatch = Math.floor(lastRow / spec.batchRows);
+  const parts = subscribeBodyParts(ctx.listId, ctx.updateExistingUsersOnly);
   const segment = (first: number, count: number) => {
-    const rows = source.query(bodiesSql(d, schema, plan.tables, spec, first, first + count - 1));
+    const rows = source.query(
+      bodiesSql(d, schema, plan.tables, spec, parts, first, first + count - 1),
+    );
     // asked ahead: if sending stops first, nobody awaits it, and its failure must not go unhandled
     rows.catch(() => undefined);
     return rows;
@@ -297,6 +304,7 @@ async function deliverBodies(ctx: DeliverCtx, counter: Counter, spec: BodySpec):
         yielded++;
         yield {
           json: r.body instanceof Uint8Array ? r.body : String(r.body),
+          whole: true,
           count: Number(r.n),
           tag: batch,
           records: async () => (await read(batch)).map(asDelivery),

@@ -9,6 +9,7 @@ import {
   type ClientExtras,
   IterableClient,
   type IterableClientOptions,
+  subscribeBodyParts,
 } from "../../src/iterable/client.js";
 import type { RequestEvent } from "../../src/iterable/transport.js";
 import type { BatchResult, DeliveryRecord, RecordOutcome } from "../../src/iterable/types.js";
@@ -449,6 +450,34 @@ describe("subscribeBodies (JSON built by the caller)", () => {
     expect(reads).toEqual([]);
     expect(requests.filter((r) => r.path.endsWith("/subscribe"))).toHaveLength(3);
     expect(em.state.listSize(listId)).toBe(7);
+  });
+
+  it("a whole body (subscribeBodyParts around the subscribers) is the request body", async () => {
+    reads = [];
+    const { em, c, requests } = await setup("hybrid");
+    const listId = em.state.createList("L");
+    const { head, tail } = subscribeBodyParts(listId, false);
+    const whole = Buffer.from(
+      `${head}{"email":"w1@example.com","userId":"w1"},{"email":"w2@example.com"}${tail}`,
+    );
+    expect(JSON.parse(whole.toString())).toEqual({
+      listId,
+      subscribers: [{ email: "w1@example.com", userId: "w1" }, { email: "w2@example.com" }],
+    });
+    const one = () =>
+      (async function* () {
+        yield { json: whole, whole: true, count: 2, tag: 0, records: async () => [] };
+      })();
+    expect((await take(c.subscribeBodies(listId, one()))).map((r) => r.result)).toEqual([null]);
+    expect(em.state.listSize(listId)).toBe(2);
+    // built for another list, or another setting: refused, nothing sent
+    const other = em.state.createList("M");
+    await expect(take(c.subscribeBodies(other, one()))).rejects.toThrow(/envelope/);
+    await expect(
+      take(c.subscribeBodies(listId, one(), { updateExistingUsersOnly: true })),
+    ).rejects.toThrow(/envelope/);
+    expect(requests.filter((r) => r.path.endsWith("/subscribe"))).toHaveLength(1);
+    expect(reads).toEqual([]);
   });
 
   it("an answer that names failures is classified per record, read from the caller", async () => {
