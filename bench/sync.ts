@@ -3,7 +3,7 @@
  * second syncs of about 1.1% changed rows, against the planner's time for the same change.
  *
  *   npx tsx bench/sync.ts --rows 1000000 [--runs 3] [--changes 3] [--memory-limit 256MB]
- *     [--profile DIR]
+ *     [--profile DIR] [--alt-node-args "--single-threaded-gc"]
  *
  * The emulator runs in a child process (no rate limit, hybrid project). Each round, interleaved:
  *   ceiling c4 / c8  this process posts pre-built 1,000-subscriber bodies to a fresh list with 4 and
@@ -14,6 +14,9 @@
  *                    the CPU time it spent (all threads, DuckDB's included) against the emulator's
  *                    in the same window (/proc): on a 2-core machine the two share the cores, so
  *                    CPU time shows where the time goes when wall times are noisy.
+ * With --alt-node-args, every second round's sync child runs with those node arguments (an A/B in
+ * one bench, rounds alternated, since the machine's speed drifts within minutes); the summary then
+ * covers the plain rounds, and one more line compares the two kinds of round.
  * Then, for each change k: the model is changed by SQL, and a child times preparePlan against the
  * committed snapshot (work tables dropped), then runs the real second sync.
  */
@@ -48,6 +51,7 @@ const { values } = parseArgs({
     changes: { type: "string", default: "3" },
     "memory-limit": { type: "string" },
     profile: { type: "string" },
+    "alt-node-args": { type: "string" },
     // child arguments
     db: { type: "string" },
     state: { type: "string" },
@@ -293,10 +297,14 @@ async function main(): Promise<void> {
     const c8: number[] = [];
     const ceilingEmulatorCpu: number[] = [];
     const firsts: SyncResult[] = [];
+    // --alt-node-args: the alternated rounds and their ceilings
+    const altArgs = values["alt-node-args"]?.split(" ").filter(Boolean) ?? [];
+    const isAlt = (r: number) => altArgs.length > 0 && r % 2 === 1;
+    const alts: SyncResult[] = [];
+    const altC4: number[] = [];
     let lastSync = "";
     for (let r = 0; r < runs; r++) {
       const a = await ceiling(url, subscriberJson, 4, r, emulator.pid);
-      c4.push(a.rate);
       if (a.emulatorCpuMs !== null) ceilingEmulatorCpu.push(a.emulatorCpuMs);
       const b = await ceiling(url, subscriberJson, 8, r, emulator.pid);
       c8.push(b.rate);
@@ -317,14 +325,19 @@ async function main(): Promise<void> {
           lastSync,
           ...pass,
         ],
-        values.profile && r === 0 ? ["--cpu-prof", "--cpu-prof-dir", values.profile] : [],
+        values.profile && r === 0
+          ? ["--cpu-prof", "--cpu-prof-dir", values.profile]
+          : isAlt(r)
+            ? altArgs
+            : [],
       );
       const emulatorCpu1 = processCpuMs(emulator.pid);
       if (emulatorCpu0 !== null && emulatorCpu1 !== null)
         res.emulatorCpuMs = emulatorCpu1 - emulatorCpu0;
-      firsts.push(res);
+      (isAlt(r) ? alts : firsts).push(res);
+      (isAlt(r) ? altC4 : c4).push(a.rate);
       console.log(
-        `round ${r + 1}: ceiling c4 ${Math.round(a.rate)}/s, c8 ${Math.round(b.rate)}/s; ` +
+        `round ${r + 1}${isAlt(r) ? ` (${altArgs.join(" ")})` : ""}: ceiling c4 ${Math.round(a.rate)}/s, c8 ${Math.round(b.rate)}/s; ` +
           `first sync ${res.status}: ${res.succeeded} in ${secs(res.ms)} = ${Math.round(res.succeeded / (res.ms / 1000))}/s ` +
           `(delivery ${secs(res.deliveryMs)} = ${Math.round(res.succeeded / (res.deliveryMs / 1000))}/s), ` +
           `peak RSS ${mb(res.peakRss)}, maxRSS ${mb(res.maxRss)}; CPU: sync ${secs(res.cpuMs)}, emulator ${secs(res.emulatorCpuMs ?? 0)} ` +
@@ -401,6 +414,14 @@ async function main(): Promise<void> {
         `${summary.ratioSyncToC8}x of c8 ${summary.ceilingC8}/s); delivery window ${summary.firstSyncDeliveryRate}/s (${summary.ratioDeliveryToC4}x c4); ` +
         `peak RSS ${mb(summary.firstSyncPeakRss)}. Second sync (1.1% changed): ${secs(summary.secondSyncMs)} vs plan ${secs(summary.secondPlanMs)} = ${summary.ratioSecondToPlan}x`,
     );
+    if (alts.length > 0) {
+      const perRound = (results: SyncResult[], ceilings: number[]) =>
+        median(results.map((f, i) => f.succeeded / (f.ms / 1000) / (ceilings[i] ?? Number.NaN)));
+      console.log(
+        `plain rounds: median ${secs(median(firsts.map((f) => f.ms)))}, per-round ratio ${perRound(firsts, c4).toFixed(2)}x; ` +
+          `rounds with ${altArgs.join(" ")}: median ${secs(median(alts.map((f) => f.ms)))}, per-round ratio ${perRound(alts, altC4).toFixed(2)}x`,
+      );
+    }
     console.log(JSON.stringify(summary));
   } finally {
     emulator.stdin?.end();
