@@ -3,7 +3,7 @@
  * second syncs of about 1.1% changed rows, against the planner's time for the same change.
  *
  *   npx tsx bench/sync.ts --rows 1000000 [--runs 3] [--changes 3] [--memory-limit 256MB]
- *     [--profile DIR] [--alt-node-args "--single-threaded-gc"]
+ *     [--profile DIR] [--alt-node-args=--single-threaded-gc]
  *
  * The emulator runs in a child process (no rate limit, hybrid project). Each round, interleaved:
  *   ceiling c4 / c8  this process posts pre-built 1,000-subscriber bodies to a fresh list with 4 and
