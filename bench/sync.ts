@@ -250,15 +250,24 @@ async function ceiling(
   round: number,
   emulatorPid: number | undefined,
 ) {
+  const setup = new Pool(url, { connections: 1 });
+  let listId: number;
+  try {
+    await admin(setup, "/_emulator/reset", {});
+    ({ listId } = (await admin(setup, "/_emulator/lists", {
+      name: `ceiling-${round}-${concurrency}`,
+    })) as { listId: number });
+  } finally {
+    await setup.close();
+  }
+  // Built before the pool opens: at 10M rows this blocks the event loop for seconds, past the
+  // emulator's keep-alive timeout (5 s), and a request on a connection the emulator closed in
+  // the meantime meets ECONNRESET (the suspected cause of 10M benches ending that way).
+  const bodies = subscriberJson.map((s) =>
+    Buffer.from(`{"listId":${listId},"subscribers":${s},"updateExistingUsersOnly":false}`),
+  );
   const pool = new Pool(url, { connections: concurrency, pipelining: 1 });
   try {
-    await admin(pool, "/_emulator/reset", {});
-    const { listId } = (await admin(pool, "/_emulator/lists", {
-      name: `ceiling-${round}-${concurrency}`,
-    })) as { listId: number };
-    const bodies = subscriberJson.map((s) =>
-      Buffer.from(`{"listId":${listId},"subscribers":${s},"updateExistingUsersOnly":false}`),
-    );
     const headers = { "api-key": KEY, "content-type": "application/json" };
     const emulatorCpu0 = processCpuMs(emulatorPid);
     const started = performance.now();
