@@ -120,7 +120,7 @@ function readVarcharColumn(vector: DuckDBVector, count: number): (string | null)
  * The values of a BLOB column of a chunk as Buffers. Through DuckDBValues each blob is copied twice
  * (out of DuckDB's memory, then into a Buffer); getItemBytes hands over the first copy, a fresh
  * allocation for all but the shortest blobs, which the Buffer then wraps as is. For request bodies
- * built by the warehouse, that is ~50 MB less copied per 1M subscribers, and fewer collections.
+ * built by the warehouse, that is ~50 MB less copied per 1M subscribers.
  */
 function readBlobColumn(vector: DuckDBVector, count: number): (Buffer | null)[] | null {
   if (!(vector instanceof DuckDBBlobVector)) return null;
