@@ -7,7 +7,8 @@
  *   join  `create table ... as select ... from model full outer join snapshot ... where distinct`
  *         over the same model and the same committed snapshot.
  * Prints medians, the ratio plan/join and the Node process's peak RSS (sampled every 50 ms, and
- * the kernel's maxRSS).
+ * the kernel's maxRSS). --profile-sql prints the time of every statement of one more second-run
+ * plan and of one first-run plan.
  *
  *   npx tsx bench/plan.ts --rows 1000000 [--dialect duckdb|postgres] [--runs 3]
  *     [--memory-limit 256MB] [--threads N] [--profile-sql]
@@ -162,12 +163,19 @@ async function main(source: Source): Promise<void> {
   }
 
   if (values["profile-sql"]) {
-    const log: { sql: string; ms: number }[] = [];
-    const p = await plan(900, baseline, profiledSource(source, log));
-    await dropWorkTables(source, p);
-    console.log("statements of one plan (ms):");
-    for (const { sql, ms } of log) {
-      console.log(`  ${ms.toFixed(0).padStart(7)}  ${sql.replace(/\s+/g, " ").slice(0, 160)}`);
+    // A second run's plan (against the snapshot), then a first run's (no snapshot: what a first
+    // sync plans before it sends anything).
+    for (const [runId, base, what] of [
+      [900, baseline, "a second run"],
+      [901, null, "a first run"],
+    ] as const) {
+      const log: { sql: string; ms: number }[] = [];
+      const p = await plan(runId, base, profiledSource(source, log));
+      await dropWorkTables(source, p);
+      console.log(`statements of the plan of ${what} (ms):`);
+      for (const { sql, ms } of log) {
+        console.log(`  ${ms.toFixed(0).padStart(7)}  ${sql.replace(/\s+/g, " ").slice(0, 160)}`);
+      }
     }
   }
 
