@@ -123,9 +123,42 @@ describe("bodies built in DuckDB", () => {
       { email: "c@example.com", userId: 'a"b' },
       { email: null, userId: "c\\d" },
       { email: "D@example.com", userId: "u2" },
+      { email: null, userId: "x".repeat(52) },
+      { email: null, userId: "y".repeat(53) },
+      { email: null, userId: "a b!~#[]" },
+      { email: null, userId: " p" },
+      { email: "e@example.com", userId: "q " },
     ];
     const got = await evaluate(rows, `${buildableSql(source.dialect, "hybrid", "e", "u")} as ok`);
-    expect(got.map((r) => r.ok)).toEqual([true, true, true, false, false, false]);
+    expect(got.map((r) => r.ok)).toEqual([
+      true,
+      true,
+      true,
+      false,
+      false,
+      false,
+      true,
+      false,
+      true,
+      false,
+      false,
+    ]);
+    const users = await evaluate(
+      rows.filter((r) => r.userId !== null),
+      `${buildableSql(source.dialect, "userId", "e", "u")} as ok`,
+    );
+    expect(users.map((r) => r.ok)).toEqual([
+      true,
+      true,
+      false,
+      false,
+      true,
+      true,
+      false,
+      true,
+      false,
+      false,
+    ]);
   });
 
   it("never accepts an email src/identity refuses (random and adversarial)", async () => {
