@@ -115,7 +115,7 @@ describe("bodies built in DuckDB", () => {
     expect(await plain(refused)).toEqual(refused.map(() => false));
   });
 
-  it("builds plain hybrid members, and leaves userIds with a quote or a backslash to the record path", async () => {
+  it("builds plain hybrid and userId members, and leaves userIds with a quote, a backslash or a space at an end to the record path", async () => {
     const rows = [
       { email: "a@example.com", userId: "u1" },
       { email: null, userId: "user-42_x.y" },
