@@ -116,49 +116,28 @@ describe("bodies built in DuckDB", () => {
   });
 
   it("builds plain hybrid and userId members, and leaves userIds with a quote, a backslash or a space at an end to the record path", async () => {
+    // what a hybrid project and (rows with a userId) a userId project build
     const rows = [
-      { email: "a@example.com", userId: "u1" },
-      { email: null, userId: "user-42_x.y" },
-      { email: "b@example.com", userId: null },
-      { email: "c@example.com", userId: 'a"b' },
-      { email: null, userId: "c\\d" },
-      { email: "D@example.com", userId: "u2" },
-      { email: null, userId: "x".repeat(52) },
-      { email: null, userId: "y".repeat(53) },
-      { email: null, userId: "a b!~#[]" },
-      { email: null, userId: " p" },
-      { email: "e@example.com", userId: "q " },
+      { email: "a@example.com", userId: "u1", hybrid: true, userIdOnly: true },
+      { email: null, userId: "user-42_x.y", hybrid: true, userIdOnly: true },
+      { email: "b@example.com", userId: null, hybrid: true, userIdOnly: null },
+      { email: "c@example.com", userId: 'a"b', hybrid: false, userIdOnly: false },
+      { email: null, userId: "c\\d", hybrid: false, userIdOnly: false },
+      { email: "D@example.com", userId: "u2", hybrid: false, userIdOnly: true },
+      { email: null, userId: "x".repeat(52), hybrid: true, userIdOnly: true },
+      { email: null, userId: "y".repeat(53), hybrid: false, userIdOnly: false },
+      { email: null, userId: "a b!~#[]", hybrid: true, userIdOnly: true },
+      { email: null, userId: " p", hybrid: false, userIdOnly: false },
+      { email: "e@example.com", userId: "q ", hybrid: false, userIdOnly: false },
     ];
     const got = await evaluate(rows, `${buildableSql(source.dialect, "hybrid", "e", "u")} as ok`);
-    expect(got.map((r) => r.ok)).toEqual([
-      true,
-      true,
-      true,
-      false,
-      false,
-      false,
-      true,
-      false,
-      true,
-      false,
-      false,
-    ]);
+    expect(got.map((r) => r.ok)).toEqual(rows.map((r) => r.hybrid));
+    const withUserId = rows.filter((r) => r.userId !== null);
     const users = await evaluate(
-      rows.filter((r) => r.userId !== null),
+      withUserId,
       `${buildableSql(source.dialect, "userId", "e", "u")} as ok`,
     );
-    expect(users.map((r) => r.ok)).toEqual([
-      true,
-      true,
-      false,
-      false,
-      true,
-      true,
-      false,
-      true,
-      false,
-      false,
-    ]);
+    expect(users.map((r) => r.ok)).toEqual(withUserId.map((r) => r.userIdOnly));
   });
 
   it("never accepts an email src/identity refuses (random and adversarial)", async () => {
