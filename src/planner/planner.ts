@@ -36,8 +36,10 @@ import {
   restoreRowsSql,
   rowCountsSql,
   rowStatsSql,
+  type SnapshotForm,
   setTableNoteSql,
   sharedEmailCountSql,
+  snapshotFormOf,
   tableNoteSql,
   uniqueCheckSql,
   workSetupSql,
@@ -154,6 +156,15 @@ export function planTables(syncName: string, runId: number, baseline: string | n
   };
 }
 
+/** How the committed snapshot `table` keeps its identities (snapshots of earlier versions, and of
+ *  other warehouses, have an identity column). */
+async function snapshotForm(source: Source, table: string): Promise<SnapshotForm> {
+  const columns = await source.describe(
+    `select * from ${source.dialect.table(source.stateSchema, table)}`,
+  );
+  return snapshotFormOf(columns.map((c) => c.name));
+}
+
 /** Which members a plan was built from, and what that says about duplicates. */
 interface Members {
   /** known without a count: every valid row is a member */
@@ -185,15 +196,16 @@ export async function preparePlan(input: PlanInput): Promise<Plan> {
     ? (e: string, u: string) => buildableSql(d, input.projectType, e, u)
     : undefined;
   const membersBuildable = input.baseline === null ? buildable : undefined;
-  const planSql = buildPlanSql(d, schema, tables, {
-    resendAll: input.resendAll === true,
-    ...(buildable ? { buildable } : {}),
-  });
   let stats: Record<string, unknown> | undefined;
   let members: Members;
   let planRows: Record<string, unknown>[];
   try {
     await ensureWorkHome(source);
+    if (input.baseline !== null) tables.previousForm = await snapshotForm(source, input.baseline);
+    const planSql = buildPlanSql(d, schema, tables, {
+      resendAll: input.resendAll === true,
+      ...(buildable ? { buildable } : {}),
+    });
     await run(
       source,
       [
@@ -218,15 +230,12 @@ export async function preparePlan(input: PlanInput): Promise<Plan> {
     };
     // The snapshot to check against after the diff. Hybrid, the email check needs one in which no
     // two rows share an email.
-    const checkAgainst =
+    const checkAfter =
       input.baseline !== null &&
-      (!hybrid || (await tableNote(source, input.baseline)) === DISTINCT_EMAILS_NOTE)
-        ? input.baseline
-        : null;
-    ({ stats, members, planRows } =
-      checkAgainst !== null
-        ? await planCheckedAfter(step, checkAgainst)
-        : await planCountedFirst(step));
+      (!hybrid || (await tableNote(source, input.baseline)) === DISTINCT_EMAILS_NOTE);
+    ({ stats, members, planRows } = checkAfter
+      ? await planCheckedAfter(step)
+      : await planCountedFirst(step));
   } catch (err) {
     if (err instanceof SourceError) {
       throw new SourceError(`sync "${syncName}": planning failed: ${err.message}`, { cause: err });
@@ -333,7 +342,7 @@ async function planCountedFirst(step: PlanStep): Promise<Planned> {
 
 /** Members taken from the rows as they are, the plan, then uniqueCheckSql; if it fails, members
  *  are built again the general way (grouping, or the hybrid merge) and the plan with them. */
-async function planCheckedAfter(step: PlanStep, previous: string): Promise<Planned> {
+async function planCheckedAfter(step: PlanStep): Promise<Planned> {
   const { source, tables, signal } = step;
   const d = source.dialect;
   const schema = source.stateSchema;
@@ -348,7 +357,7 @@ async function planCheckedAfter(step: PlanStep, previous: string): Promise<Plann
   });
   await buildPlan(step);
   const planRows = await source.query(planCountsSql(d, schema, tables));
-  const check = await source.query(uniqueCheckSql(d, schema, tables, previous, hybrid));
+  const check = await source.query(uniqueCheckSql(d, schema, tables, hybrid));
   const verdict = uniqueVerdict(check[0], planRows, valid);
   if (verdict.identities && (!hybrid || verdict.emails)) return { stats, members, planRows };
   if (!verdict.identities) {

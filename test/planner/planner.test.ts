@@ -12,6 +12,7 @@ import {
   planRecords,
   preparePlan,
 } from "../../src/planner/planner.js";
+import { snapshotFormOf, snapshotRowsSql } from "../../src/planner/sql.js";
 import type { Source } from "../../src/sources/source.js";
 import { commitSnapshot, ensureState, getMetadata } from "../../src/state/store.js";
 import { OutcomeWriter } from "../../src/sync/outcomes.js";
@@ -36,9 +37,18 @@ async function allRecords(
   return out.sort((a, b) => (a.identity < b.identity ? -1 : a.identity > b.identity ? 1 : 0));
 }
 
+async function snapshotColumns(source: Source, table: string): Promise<string[]> {
+  const cols = await source.describe(
+    `select * from ${source.dialect.table(source.stateSchema, table)}`,
+  );
+  return cols.map((c) => c.name.toLowerCase());
+}
+
+/** A snapshot's rows as identity|email|user_id, whatever its form. */
 async function snapshotRows(source: Source, table: string): Promise<string[]> {
+  const form = snapshotFormOf(await snapshotColumns(source, table));
   const rows = await source.query(
-    `select identity, email, user_id from ${source.dialect.table(source.stateSchema, table)}`,
+    `select s.identity, s.email, s.user_id from ${snapshotRowsSql(source.dialect, source.stateSchema, table, form)} s`,
   );
   return rows.map((r) => `${r.identity}|${r.email ?? ""}|${r.user_id ?? ""}`).sort();
 }
@@ -240,6 +250,88 @@ describe.each(dialects)("planner on %s", (dialect) => {
     expect(await snapshotRows(source, meta?.snapshotTable ?? "")).toEqual([
       "u:p1|p@example.com|p1",
       "u:q1|q@example.com|q1",
+    ]);
+  });
+
+  /** A model of (email, uid) rows. */
+  const hybridTable = (table: string, rows: (string | null)[][]) =>
+    writeTable(source, w.dataSchema, table, ["email", "uid"], rows);
+
+  it("snapshots are written in the dialect's form and keep every member's identity", async () => {
+    // hybrid: an email-only member, a member whose padded userId is invalid (identified by its
+    // email, the userId kept as given), a userId member with an email, one without
+    const rows: (string | null)[][] = [
+      ["e1@example.com", null],
+      ["e2@example.com", " pad"],
+      ["u1@example.com", "u1"],
+      [null, "u2"],
+    ];
+    await hybridTable("f1", rows);
+    const first = await cycle("f1", "hybrid", "f1", { email: "email", userId: "uid" });
+    const members = first.subs.map((s) => `${s.identity}|${s.email ?? ""}|${s.userId ?? ""}`);
+    expect(members.sort()).toEqual([
+      "e:e1@example.com|e1@example.com|",
+      "e:e2@example.com|e2@example.com| pad",
+      "u:u1|u1@example.com|u1",
+      "u:u2||u2",
+    ]);
+    const table = (await getMetadata(source, "f1"))?.snapshotTable ?? "";
+    const columns = await snapshotColumns(source, table);
+    if (dialect === "duckdb") {
+      expect(columns).toEqual(["email", "user_id", "by_user"]);
+    } else {
+      expect(columns).toEqual(["identity", "email", "user_id"]);
+    }
+    expect(await snapshotRows(source, table)).toEqual(members);
+    // the same model again: every member matched in the snapshot
+    const again = await cycle("f1", "hybrid", "f1", { email: "email", userId: "uid" });
+    expect(again.subs).toEqual([]);
+    expect(again.unsubs).toEqual([]);
+    expect(again.plan.unchanged).toBe(4);
+  });
+
+  it("a snapshot with an identity column (earlier versions, other warehouses) is still planned against", async () => {
+    await hybridTable("f2", [
+      ["a@example.com", null],
+      ["b@example.com", "b1"],
+      ["c@example.com", " bad"],
+    ]);
+    await cycle("f2", "hybrid", "f2", { email: "email", userId: "uid" });
+    const d = source.dialect;
+    const table = (await getMetadata(source, "f2"))?.snapshotTable ?? "";
+    const form = snapshotFormOf(await snapshotColumns(source, table));
+    // the committed snapshot rewritten with an identity column, note and all
+    const old = `${table}_old`;
+    await source.exec(
+      d.createTableAs(
+        d.table(source.stateSchema, old),
+        `select s.identity, s.email, s.user_id from ${snapshotRowsSql(d, source.stateSchema, table, form)} s`,
+      ),
+    );
+    expect(await snapshotColumns(source, old)).toEqual(["identity", "email", "user_id"]);
+    runId++;
+    await commitSnapshot(source, "f2", runId, old, "fp");
+    // a: unchanged, b: a new email, c: removed, d: added
+    await hybridTable("f2", [
+      ["a@example.com", null],
+      ["b2@example.com", "b1"],
+      ["d@example.com", null],
+    ]);
+    const next = await cycle("f2", "hybrid", "f2", { email: "email", userId: "uid" });
+    expect(next.subs.map((s) => `${s.identity}|${s.kind}|${s.email}`)).toEqual([
+      "e:d@example.com|added|d@example.com",
+      "u:b1|changed|b2@example.com",
+    ]);
+    expect(next.unsubs.map((s) => `${s.identity}|${s.email}|${s.userId ?? ""}`)).toEqual([
+      "e:c@example.com|c@example.com| bad",
+    ]);
+    expect(next.plan.unchanged).toBe(1);
+    // and the snapshot it commits is in the dialect's form again
+    const after = (await getMetadata(source, "f2"))?.snapshotTable ?? "";
+    expect(await snapshotRows(source, after)).toEqual([
+      "e:a@example.com|a@example.com|",
+      "e:d@example.com|d@example.com|",
+      "u:b1|b2@example.com|b1",
     ]);
   });
 
