@@ -21,7 +21,7 @@ import {
   type Plan,
   preparePlan,
 } from "../src/planner/planner.js";
-import { workTable } from "../src/planner/sql.js";
+import { snapshotFormFor, snapshotRowsSql, workTable } from "../src/planner/sql.js";
 import type { Source } from "../src/sources/source.js";
 import { ensureState } from "../src/state/store.js";
 import { maxRss, sampleRss } from "./lib/rss.js";
@@ -110,7 +110,8 @@ async function main(source: Source): Promise<void> {
     `changed: ${change.deleted} deleted, ${change.inserted} inserted, ${change.changed} emails changed`,
   );
 
-  const snap = d.table(schema, baseline);
+  // the snapshot as (identity, email, user_id), in the form this warehouse writes
+  const snap = snapshotRowsSql(d, schema, baseline, snapshotFormFor(d));
   const joinTable = d.table(schema, "bench_join_diff");
   const joinSql =
     `create table ${joinTable} as ` +
