@@ -64,7 +64,7 @@ export interface SubscribeOptions extends DeliveryOptions {
 }
 
 /**
- * Subscribers whose JSON the caller already built (the warehouse builds it: src/sync/bulk.ts), so
+ * Subscribers whose JSON the caller already built (the warehouse builds it: src/planner/bulk.ts), so
  * that a batch costs one string instead of one object per subscriber.
  */
 export interface SubscriberBodies<T> {
@@ -72,8 +72,8 @@ export interface SubscriberBodies<T> {
    *  its UTF-8 bytes (sent as they are, with no string in between); with `whole`, the request
    *  body itself */
   json: string | Uint8Array;
-  /** `json` is already the whole request body: subscribeBodyParts() around the subscribers, so
-   *  that it is sent without being copied into a new buffer */
+  /** `json` is already the whole request body: subscribeBodyParts() (unsubscribeBodyParts() for
+   *  unsubscribeBodies) around the subscribers, so that it is sent without being copied */
   whole?: boolean;
   count: number;
   /** the caller's name for the batch, handed back with its result */
@@ -99,7 +99,27 @@ export function subscribeBodyParts(
   listId: number,
   updateExistingUsersOnly: boolean,
 ): { head: string; tail: string } {
-  const envelope = updateExistingUsersOnly ? { listId, updateExistingUsersOnly: true } : { listId };
+  return bodyParts(subscribeEnvelope(listId, updateExistingUsersOnly));
+}
+
+/** What an unsubscribe request of unsubscribeBodies holds around the
+ *  subscribers' JSON (see subscribeBodyParts). */
+export function unsubscribeBodyParts(listId: number): { head: string; tail: string } {
+  return bodyParts(unsubscribeEnvelope(listId));
+}
+
+function subscribeEnvelope(listId: number, updateExistingUsersOnly: boolean) {
+  return updateExistingUsersOnly ? { listId, updateExistingUsersOnly: true } : { listId };
+}
+
+/** Removes from the list only: never a channel-wide unsubscribe. The spec says
+ *  channelUnsubscribe defaults to false, but a mature integration reports that Iterable treats a
+ *  missing value as true, a global unsubscribe (NOTES.md, Unsubscribe). */
+function unsubscribeEnvelope(listId: number) {
+  return { listId, channelUnsubscribe: false };
+}
+
+function bodyParts(envelope: Record<string, unknown>): { head: string; tail: string } {
   return { head: `${JSON.stringify(envelope).slice(0, -1)},"subscribers":[`, tail: "]}" };
 }
 
@@ -228,8 +248,13 @@ export class IterableClient {
     // Email-based projects ignore updateExistingUsersOnly (NOTES.md); sending it there would
     // suggest an effect it does not have.
     const updateOnly = opts.updateExistingUsersOnly === true && this.projectType !== "email";
-    const envelope = updateOnly ? { listId, updateExistingUsersOnly: true } : { listId };
-    return this.deliver("subscribe", envelope, records, updateOnly, opts.signal);
+    return this.deliver(
+      "subscribe",
+      subscribeEnvelope(listId, updateOnly),
+      records,
+      updateOnly,
+      opts.signal,
+    );
   }
 
   /** Removes the records from the list only: never a channel-wide unsubscribe. */
@@ -238,10 +263,7 @@ export class IterableClient {
     records: AsyncIterable<DeliveryRecord> | Iterable<DeliveryRecord>,
     opts: DeliveryOptions = {},
   ): AsyncIterable<BatchResult> {
-    // The spec says channelUnsubscribe defaults to false, but a mature integration reports that
-    // Iterable treats a missing value as true, a global unsubscribe (NOTES.md, Unsubscribe).
-    const envelope = { listId, channelUnsubscribe: false };
-    return this.deliver("unsubscribe", envelope, records, false, opts.signal);
+    return this.deliver("unsubscribe", unsubscribeEnvelope(listId), records, false, opts.signal);
   }
 
   /**
@@ -264,16 +286,36 @@ export class IterableClient {
     opts: SubscribeOptions = {},
   ): AsyncIterable<BodiesResult<T>> {
     const updateOnly = opts.updateExistingUsersOnly === true && this.projectType !== "email";
-    const envelope = updateOnly ? { listId, updateExistingUsersOnly: true } : { listId };
-    const { head, tail } = subscribeBodyParts(listId, updateOnly);
+    const envelope = subscribeEnvelope(listId, updateOnly);
+    return this.sendBodies("subscribe", envelope, batches, updateOnly, opts.signal);
+  }
+
+  /** unsubscribe() for batches whose JSON the caller built (see subscribeBodies); whole bodies
+   *  open with unsubscribeBodyParts(). */
+  unsubscribeBodies<T>(
+    listId: number,
+    batches: AsyncIterable<SubscriberBodies<T>>,
+    opts: DeliveryOptions = {},
+  ): AsyncIterable<BodiesResult<T>> {
+    return this.sendBodies("unsubscribe", unsubscribeEnvelope(listId), batches, false, opts.signal);
+  }
+
+  private sendBodies<T>(
+    op: Operation,
+    envelope: Record<string, unknown>,
+    batches: AsyncIterable<SubscriberBodies<T>>,
+    updateOnly: boolean,
+    signal: AbortSignal | undefined,
+  ): AsyncIterable<BodiesResult<T>> {
+    const { head, tail } = bodyParts(envelope);
     const headBytes = Buffer.from(head);
     const tailBytes = Buffer.from(tail);
     return mapWindow(
       batches,
       this.concurrency,
-      async (batch, signal): Promise<BodiesResult<T>> => {
+      async (batch, itemSignal): Promise<BodiesResult<T>> => {
         const body = batch.whole
-          ? wholeBody(batch.json, headBytes)
+          ? wholeBody(op, batch.json, headBytes)
           : typeof batch.json === "string"
             ? Buffer.from(`${head}${batch.json}${tail}`)
             : Buffer.concat([headBytes, batch.json, tailBytes]);
@@ -281,17 +323,17 @@ export class IterableClient {
         if (body.length > this.maxBatchBytes) {
           const outcomes: BatchResult["outcomes"] = [];
           const warnings: string[] = [];
-          for await (const item of this.batches("subscribe", envelope, await batch.records())) {
-            const r = await this.sendItem("subscribe", envelope, item, updateOnly, signal);
+          for await (const item of this.batches(op, envelope, await batch.records())) {
+            const r = await this.sendItem(op, envelope, item, updateOnly, itemSignal);
             outcomes.push(...r.outcomes);
             warnings.push(...r.warnings);
           }
-          return { tag, count, result: { op: "subscribe", outcomes, warnings } };
+          return { tag, count, result: { op, outcomes, warnings } };
         }
-        const result = await this.post("subscribe", { body }, batch.records, updateOnly, signal);
+        const result = await this.post(op, { body }, batch.records, updateOnly, itemSignal);
         return { tag, count, result };
       },
-      opts.signal,
+      signal,
     );
   }
 
@@ -433,10 +475,9 @@ function parseAnswer<S extends z.ZodType>(text: string, schema: S, what: string)
 
 /** A whole body as sent (SubscriberBodies.whole), checked to open with this request's envelope:
  *  a body built for another list or setting is a caller's mistake, never sent. */
-function wholeBody(json: string | Uint8Array, head: Buffer): Uint8Array {
+function wholeBody(op: Operation, json: string | Uint8Array, head: Buffer): Uint8Array {
   const body = typeof json === "string" ? Buffer.from(json) : json;
   const opens = body.length >= head.length && head.equals(body.subarray(0, head.length));
-  if (!opens)
-    throw new TypeError("a whole subscribe body does not open with its request's envelope");
+  if (!opens) throw new TypeError(`a whole ${op} body does not open with its request's envelope`);
   return body;
 }

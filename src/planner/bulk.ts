@@ -1,14 +1,15 @@
 /**
- * Subscribes whose request JSON the warehouse builds (pure SQL text, no I/O).
+ * Records whose request JSON the warehouse builds (pure SQL text, no I/O).
  *
- * Most subscribes of a run have plain identifiers: an ASCII email that Iterable's validator
+ * Most records of a run have plain identifiers: an ASCII email that Iterable's validator
  * certainly accepts, a userId of printable ASCII within the length limit. For those, validating
  * in TypeScript, reading each value out of the warehouse and serialising it again is most of the
  * cost of delivery. The warehouse can prove them valid (`surelyValid`) and write their JSON
- * itself, `batchRows` subscribers to a row, so that delivery reads one string per request.
- * The planner decides it once per subscribe (`buildableSql`, the plan's `built` column), so that
+ * itself, `batchRows` subscribers to a row, so that delivery reads one string per request: for
+ * subscribes and unsubscribes alike (their subscribers are the same JSON objects).
+ * The planner decides it once per record (`buildableSql`, the plan's `built` column), so that
  * the bodies, the logs and the outcomes of built batches filter on a flag, not a regex.
- * Every other subscribe (anything `surelyValid` cannot prove, e.g. a non-ASCII email, a rare TLD
+ * Every other record (anything `surelyValid` cannot prove, e.g. a non-ASCII email, a rare TLD
  * case, a warning to report, a userId with a quote) goes the record-by-record way, validated in
  * TypeScript as before.
  *
@@ -22,6 +23,7 @@
  */
 import { createRequire } from "node:module";
 import { domainToASCII } from "node:url";
+import type { Operation } from "../iterable/types.js";
 import type { ProjectType } from "../iterable/wire.js";
 import type { Dialect } from "../sources/source.js";
 import {
@@ -114,13 +116,18 @@ export function subscriberJsonSql(projectType: ProjectType, e: string, u: string
 }
 
 export interface BodySpec {
+  /** the plan's records these bodies carry: its built subscribes, or its built unsubscribes */
+  op: Operation;
   projectType: ProjectType;
   /** subscribers per batch (IterableClient.bodyBatchRows) */
   batchRows: number;
 }
 
-/** The plan's subscribes sent in built bodies: the plan marks them (`built`, see buildableSql). */
-const BUILT_ROWS = "op = 'subscribe' and send = 1 and built = 1";
+/** The plan's records of `op` sent in built bodies: the plan marks them (`built`, see
+ *  buildableSql). */
+function builtRows(op: Operation): string {
+  return `op = '${op === "subscribe" ? "subscribe" : "unsubscribe"}' and send = 1 and built = 1`;
+}
 
 /** The highest rowid of the plan table (NULL when empty): where the batches end. */
 export function lastRowSql(d: Dialect, schema: string, t: PlanTables): string {
@@ -133,7 +140,7 @@ function rowRange(n: number, first: number, last: number): string {
   return `rowid between ${Math.trunc(first) * n} and ${(Math.trunc(last) + 1) * n - 1}`;
 }
 
-/** `select <columns>` over the built subscribes of the batches `first`..`last`. */
+/** `select <columns>` over the built records of the batches `first`..`last`. */
 function selectBuilt(
   d: Dialect,
   schema: string,
@@ -146,14 +153,14 @@ function selectBuilt(
   const n = Math.max(1, Math.floor(spec.batchRows));
   return (
     `select ${columns(n)} from ${workTable(d, schema, t.plan)} ` +
-    `where ${rowRange(n, first, last)} and ${BUILT_ROWS}`
+    `where ${rowRange(n, first, last)} and ${builtRows(spec.op)}`
   );
 }
 
 /**
- * Built subscribes of the batches `first`..`last`: batch number, subscriber count, and the
+ * Built records of the batches `first`..`last`: batch number, subscriber count, and the
  * request body as UTF-8 bytes (a blob): the subscribers' JSON between `parts.head` and
- * `parts.tail` (the client's subscribeBodyParts). Asked for a few batches at a time, so that
+ * `parts.tail` (the client's subscribeBodyParts or unsubscribeBodyParts). Asked for a few batches at a time, so that
  * sending starts at once.
  */
 export function bodiesSql(
@@ -185,7 +192,7 @@ export function bodyRecordsSql(
 }
 
 /**
- * The built subscribes of the batches `first`..`last` as outcome rows (the columns of the
+ * The built records of the batches `first`..`last` as outcome rows (the columns of the
  * outcomes table, confirmed successes), as a parenthesised select: for the outcomes table and
  * the sync logs of batches Iterable took whole.
  */
@@ -198,7 +205,7 @@ export function builtOutcomesSql(
   last: number,
 ): string {
   const columns = () =>
-    "identity, 'subscribe' as op, email, user_id, 'succeeded' as status, 1 as confirmed, " +
+    `identity, ${d.literal(spec.op)} as op, email, user_id, 'succeeded' as status, 1 as confirmed, ` +
     "null as error_code, null as error_message";
   return `(${selectBuilt(d, schema, t, spec, columns, first, last)})`;
 }

@@ -190,7 +190,7 @@ export async function preparePlan(input: PlanInput): Promise<Plan> {
   const cols = await resolveColumns(source, syncName, input.modelSql, input.identifiers);
   const tables = planTables(syncName, runId, input.baseline);
   const hybrid = input.projectType === "hybrid";
-  // Subscribes sent as built JSON: decided by the diff, or without a previous snapshot (every
+  // Records sent as built JSON: decided by the diff, or without a previous snapshot (every
   // member subscribed) by the rows and members statements.
   const buildable = buildsBodies(d)
     ? (e: string, u: string) => buildableSql(d, input.projectType, e, u)

@@ -100,7 +100,7 @@ export interface RowsSpec {
   userIdColumn?: string | undefined;
   /** Boolean SQL over (email, userId): the row is sent as built JSON (src/planner/bulk.ts
    *  buildableSql). Given for a plan without a previous snapshot, whose plan is its members as
-   *  they are (see buildPlanSql); absent, `built` is 0 and the diff decides it for subscribes. */
+   *  they are (see buildPlanSql); absent, `built` is 0 and the diff decides it. */
   buildable?: ((e: string, u: string) => string) | undefined;
 }
 
@@ -514,10 +514,10 @@ function samePerson(p: string, s: string): string {
 
 /**
  * The plan: subscribes for added and changed members, unsubscribes for removed ones.
- * `built` marks the subscribes the warehouse sends as built JSON (1) from those that go record by
+ * `built` marks the records the warehouse sends as built JSON (1) from those that go record by
  * record (0): `opts.buildable(email, userId)` is the boolean SQL that decides (src/planner/bulk.ts),
- * or absent where the warehouse builds no bodies. Decided once, in the diff over the subscribes
- * only; without a previous snapshot, by the rows statement (RowsSpec.buildable).
+ * or absent where the warehouse builds no bodies. Decided once, in the diff, for subscribes and
+ * unsubscribes alike; without a previous snapshot, by the rows statement (RowsSpec.buildable).
  *
  * Without a previous snapshot every member is subscribed. DuckDB then makes the plan a view over
  * the members rather than a copy of them (the members' rowid numbers the built batches):
@@ -532,8 +532,8 @@ export function buildPlanSql(
   const members = workTable(d, schema, t.members);
   const plan = workTable(d, schema, t.plan);
   const cols = "identity, op, kind, email, user_id, send, built";
-  const built = (e: string, u: string, subscribe: string) =>
-    opts.buildable ? `case when ${subscribe} and ${opts.buildable(e, u)} then 1 else 0 end` : "0";
+  const built = (e: string, u: string) =>
+    opts.buildable ? `case when ${opts.buildable(e, u)} then 1 else 0 end` : "0";
   if (planIsView(d, t)) {
     return [
       `create view ${plan} as select m.rowid as rowid, m.identity, 'subscribe' as op, 'added' as kind, ` +
@@ -585,7 +585,7 @@ export function buildPlanSql(
         `where m.identity is null or s.identity is null or ${changed("m", "s")}) ` +
         `select x.identity, x.op, x.kind, x.email, x.user_id, ` +
         `case when x.op = 'unsubscribe' and (${resubscribed("x", "diff")}) then 0 else 1 end, ` +
-        `${built("x.email", "x.user_id", "x.op = 'subscribe'")} from diff x`,
+        `${built("x.email", "x.user_id")} from diff x`,
       ...identityIndex(d, schema, t.plan),
       ...analyzeSql(d, plan),
     );
@@ -594,7 +594,7 @@ export function buildPlanSql(
   stmts.push(
     `insert into ${plan} (${cols}) ` +
       `select m.identity, 'subscribe', case when s.identity is null then 'added' else 'changed' end, m.email, m.user_id, 1, ` +
-      `${built("m.email", "m.user_id", "true")} ` +
+      `${built("m.email", "m.user_id")} ` +
       `from ${members} m left join ${prev} s on s.identity = m.identity ` +
       `where s.identity is null or ${changed("m", "s")}`,
     ...identityIndex(d, schema, t.plan),

@@ -2,12 +2,12 @@
  * Delivery of one run's plan: the records of each operation streamed from the warehouse to
  * Iterable, and every outcome written to the run's outcomes table.
  *
- * Subscribes go two ways. Where the warehouse can build request bodies (src/planner/bulk.ts), the
- * members whose identifiers it proves valid leave it as ready JSON, one string per request, and
- * the outcomes of batches Iterable took whole are written back by one statement: no object per
- * record in this process. Every other record (unsubscribes, subscribes with identifiers that
- * need src/identity's verdict or carry a warning, and every record on other warehouses) goes
- * record by record: validated here, batched by the client, one outcome each.
+ * Records go two ways. Where the warehouse can build request bodies (src/planner/bulk.ts), the
+ * subscribes and unsubscribes whose identifiers it proves valid leave it as ready JSON, one
+ * string per request, and the outcomes of batches Iterable took whole are written back by one
+ * statement: no object per record in this process. Every other record (identifiers that need
+ * src/identity's verdict or carry a warning, and every record on other warehouses) goes record by
+ * record: validated here, batched by the client, one outcome each.
  */
 import { CancelledError, type FailureCode, FatalError } from "../errors.js";
 import { validateRow } from "../identity/rules.js";
@@ -15,6 +15,7 @@ import {
   type BodiesResult,
   type SubscriberBodies,
   subscribeBodyParts,
+  unsubscribeBodyParts,
 } from "../iterable/client.js";
 import type { BatchResult, DeliveryRecord, Operation } from "../iterable/types.js";
 import type { ProjectType } from "../iterable/wire.js";
@@ -60,6 +61,12 @@ export interface DeliveryApi extends ListApi {
     listId: number,
     batches: AsyncIterable<SubscriberBodies<T>>,
     opts?: { updateExistingUsersOnly?: boolean; signal?: AbortSignal },
+  ): AsyncIterable<BodiesResult<T>>;
+  /** Unsubscribes of pre-built JSON; without it every unsubscribe goes record by record. */
+  unsubscribeBodies?<T>(
+    listId: number,
+    batches: AsyncIterable<SubscriberBodies<T>>,
+    opts?: { signal?: AbortSignal },
   ): AsyncIterable<BodiesResult<T>>;
   /** Subscribers per pre-built request, for subscribers of at most this many JSON bytes. */
   bodyBatchRows?(maxSubscriberBytes: number): number;
@@ -200,7 +207,7 @@ export async function deliverOperation(op: Operation, ctx: DeliverCtx): Promise<
   if (total === 0) return;
   const counter: Counter = { op, total, done: 0, failed: 0 };
   tick(ctx, counter);
-  const bodies = op === "subscribe" ? bodySpec(ctx) : null;
+  const bodies = bodySpec(ctx, op);
   try {
     // built bodies first, then every record they do not carry
     if (bodies) await deliverBodies(ctx, counter, bodies);
@@ -219,11 +226,29 @@ function tick(ctx: DeliverCtx, c: Counter): void {
   ctx.onProgress?.({ phase: c.op, total: c.total, done: c.done, failed: c.failed });
 }
 
-/** How the warehouse builds this run's subscribe bodies, or null when it does not. */
-function bodySpec(ctx: DeliverCtx): BodySpec | null {
+/** How the warehouse builds this run's bodies of `op`, or null when it does not. */
+function bodySpec(ctx: DeliverCtx, op: Operation): BodySpec | null {
   const { api, source } = ctx;
-  if (!buildsBodies(source.dialect) || !api.subscribeBodies || !api.bodyBatchRows) return null;
-  return { projectType: ctx.projectType, batchRows: api.bodyBatchRows(MAX_SUBSCRIBER_BYTES) };
+  const sends = op === "subscribe" ? api.subscribeBodies : api.unsubscribeBodies;
+  if (!buildsBodies(source.dialect) || !sends || !api.bodyBatchRows) return null;
+  return { op, projectType: ctx.projectType, batchRows: api.bodyBatchRows(MAX_SUBSCRIBER_BYTES) };
+}
+
+/** The client's way to send built bodies of `op`, bound to it. */
+function bodiesSender(ctx: DeliverCtx, op: Operation) {
+  const { api, listId, signal } = ctx;
+  const opts = signal ? { signal } : {};
+  if (op === "unsubscribe") {
+    const send = api.unsubscribeBodies?.bind(api);
+    return send && ((b: AsyncIterable<SubscriberBodies<number>>) => send(listId, b, opts));
+  }
+  const send = api.subscribeBodies?.bind(api);
+  const updateExistingUsersOnly = ctx.updateExistingUsersOnly;
+  return (
+    send &&
+    ((b: AsyncIterable<SubscriberBodies<number>>) =>
+      send(listId, b, { ...opts, updateExistingUsersOnly }))
+  );
 }
 
 function text(v: unknown): string | null {
@@ -236,11 +261,12 @@ function text(v: unknown): string | null {
  * batch whose answer names failures is read back record by record and logged like any other.
  */
 async function deliverBodies(ctx: DeliverCtx, counter: Counter, spec: BodySpec): Promise<void> {
-  const { source, plan, writer } = ctx;
-  const subscribeBodies = ctx.api.subscribeBodies?.bind(ctx.api);
-  if (!subscribeBodies) return;
+  const { source, plan } = ctx;
+  const send = bodiesSender(ctx, spec.op);
+  if (!send) return;
   const d = source.dialect;
   const schema = source.stateSchema;
+  const subscribes = spec.op === "subscribe";
   // Identifiers of a batch's records as the warehouse holds them: read when its answer names
   // failures, once for the client's classification and the outcome rows alike.
   type Held = { identity: string; email: string | null; userId: string | null };
@@ -269,7 +295,9 @@ async function deliverBodies(ctx: DeliverCtx, counter: Counter, spec: BodySpec):
   const lastRow =
     last?.last_row === null || last?.last_row === undefined ? -1 : Number(last.last_row);
   const lastBatch = Math.floor(lastRow / spec.batchRows);
-  const parts = subscribeBodyParts(ctx.listId, ctx.updateExistingUsersOnly);
+  const parts = subscribes
+    ? subscribeBodyParts(ctx.listId, ctx.updateExistingUsersOnly)
+    : unsubscribeBodyParts(ctx.listId);
   const segment = (first: number, count: number) => {
     const rows = source.query(
       bodiesSql(d, schema, plan.tables, spec, parts, first, first + count - 1),
@@ -296,9 +324,9 @@ async function deliverBodies(ctx: DeliverCtx, counter: Counter, spec: BodySpec):
     for (let n = 0; asked.length > 0; n++) {
       const rows = (await asked.shift()) as Record<string, unknown>[];
       ask();
-      // A second full segment: sending is under way; the work done ahead starts if sending will
-      // last long enough to hide it (aheadWorthIt).
-      if (n === 1 && aheadWorthIt(plan)) ctx.ahead?.open();
+      // A second full segment of subscribes: sending is under way; the work done ahead starts if
+      // sending will last long enough to hide it (aheadWorthIt).
+      if (subscribes && n === 1 && aheadWorthIt(plan)) ctx.ahead?.open();
       for (const r of rows) {
         const batch = Number(r.batch);
         yielded++;
@@ -312,13 +340,57 @@ async function deliverBodies(ctx: DeliverCtx, counter: Counter, spec: BodySpec):
       }
     }
   }
-  // Sync logs of the batches Iterable takes whole: written ahead, every built record as
-  // succeeded, in a transaction of their own while sending goes on (speculate). Kept if every
-  // batch was taken whole; otherwise thrown away, and the batches taken are logged after sending,
-  // one statement per run of consecutive batches. Their outcome rows are written at commit, and
-  // only if the snapshot needs them (writeBuiltOutcomes).
-  ctx.built.spec = spec;
-  const logs = ctx.logs;
+  // Built subscribes Iterable takes whole: ctx.built, whose outcome rows are written at commit,
+  // and only if the snapshot needs them (writeBuiltOutcomes). Built unsubscribes: their outcome
+  // rows are written when sending them ends (the snapshot always needs them), and logged with
+  // the other outcomes.
+  const taken: BuiltBatches = subscribes ? ctx.built : { spec, taken: [], rows: 0 };
+  if (subscribes) ctx.built.spec = spec;
+  const logTaken = subscribes ? logsOfBuiltSubscribes(ctx, spec, lastRow, lastBatch) : null;
+  let finished = false;
+  try {
+    for await (const { tag, count, result } of send(batches())) {
+      if (result === null) {
+        ctx.writer.countSucceeded(spec.op, count);
+        taken.taken.push(tag);
+        taken.rows += count;
+        counter.done += count;
+      } else {
+        const byKey = new Map((await read(tag)).map((r) => [r.identity, r]));
+        readBack.delete(tag);
+        await handleResult(ctx, counter, result, (key) => byKey.get(key));
+      }
+      tick(ctx, counter);
+      if (ctx.signal?.aborted) throw new CancelledError("the run was cancelled");
+    }
+    finished = true;
+  } finally {
+    // After a stop, the outcomes and logs are written as far as they go, and the reason for the
+    // stop is the error the run reports.
+    const written = logTaken
+      ? logTaken(finished && taken.taken.length === yielded)
+      : writeBuiltOutcomes(source, plan, taken);
+    await written.catch((error: unknown) => {
+      if (finished) throw error;
+    });
+  }
+}
+
+/**
+ * Sync logs of the built subscribes Iterable takes whole: written ahead, every built record as
+ * succeeded, in a transaction of their own while sending goes on (speculate). Kept if every
+ * batch was taken whole; otherwise thrown away, and the batches taken are logged after sending,
+ * one statement per run of consecutive batches. Returns what to call when sending ends.
+ */
+function logsOfBuiltSubscribes(
+  ctx: DeliverCtx,
+  spec: BodySpec,
+  lastRow: number,
+  lastBatch: number,
+): (allTaken: boolean) => Promise<void> {
+  const { source, plan, logs } = ctx;
+  const d = source.dialect;
+  const schema = source.stateSchema;
   const logsAhead =
     logs && lastRow >= 0 && ctx.ahead
       ? ctx.ahead.speculate((tx) =>
@@ -331,7 +403,7 @@ async function deliverBodies(ctx: DeliverCtx, counter: Counter, spec: BodySpec):
           ),
         )
       : null;
-  const logTaken = async (allTaken: boolean) => {
+  return async (allTaken: boolean) => {
     if (logsAhead && (await logsAhead.settle(allTaken))) return;
     if (!logs) return;
     for (const [first, last] of batchRuns(ctx.built.taken)) {
@@ -339,34 +411,6 @@ async function deliverBodies(ctx: DeliverCtx, counter: Counter, spec: BodySpec):
       await appendLogs(source, logs.sync, logs.runId, rows);
     }
   };
-  let finished = false;
-  try {
-    const stream = subscribeBodies(ctx.listId, batches(), {
-      updateExistingUsersOnly: ctx.updateExistingUsersOnly,
-      ...(ctx.signal ? { signal: ctx.signal } : {}),
-    });
-    for await (const { tag, count, result } of stream) {
-      if (result === null) {
-        writer.countSucceeded("subscribe", count);
-        ctx.built.taken.push(tag);
-        ctx.built.rows += count;
-        counter.done += count;
-      } else {
-        const byKey = new Map((await read(tag)).map((r) => [r.identity, r]));
-        readBack.delete(tag);
-        await handleResult(ctx, counter, result, (key) => byKey.get(key));
-      }
-      tick(ctx, counter);
-      if (ctx.signal?.aborted) throw new CancelledError("the run was cancelled");
-    }
-    finished = true;
-  } finally {
-    // After a stop, the logs are written as far as they go, and the reason for the stop is the
-    // error the run reports.
-    await logTaken(finished && ctx.built.taken.length === yielded).catch((error: unknown) => {
-      if (finished) throw error;
-    });
-  }
 }
 
 /** Writes the outcomes of one answer, looking each record's identifiers up by key. */

@@ -10,6 +10,7 @@ import {
   IterableClient,
   type IterableClientOptions,
   subscribeBodyParts,
+  unsubscribeBodyParts,
 } from "../../src/iterable/client.js";
 import type { RequestEvent } from "../../src/iterable/transport.js";
 import type { BatchResult, DeliveryRecord, RecordOutcome } from "../../src/iterable/types.js";
@@ -410,7 +411,7 @@ describe("IterableClient against the emulator", () => {
   });
 });
 
-describe("subscribeBodies (JSON built by the caller)", () => {
+describe("subscribeBodies and unsubscribeBodies (JSON built by the caller)", () => {
   const bodies = (records: DeliveryRecord[], size: number) =>
     (async function* () {
       for (let i = 0; i < records.length; i += size) {
@@ -527,5 +528,64 @@ describe("subscribeBodies (JSON built by the caller)", () => {
     expect(requests.filter((q) => q.path.endsWith("/subscribe")).length).toBeGreaterThan(1);
     expect(em.state.listSize(listId)).toBe(6);
     expect(c.bodyBatchRows(50)).toBe(1);
+  });
+
+  it("unsubscribeBodies: a whole body opens with unsubscribeBodyParts, never a channel-wide unsubscribe", async () => {
+    reads = [];
+    const { em, c, requests } = await setup("hybrid");
+    const listId = em.state.createList("L");
+    const members = [
+      { key: "u:w1", email: "w1@example.com", userId: "w1" },
+      { key: "e:w2@example.com", email: "w2@example.com" },
+      { key: "u:w3", userId: "w3" },
+    ];
+    await all(c.subscribe(listId, members));
+    const { head, tail } = unsubscribeBodyParts(listId);
+    const whole = Buffer.from(
+      `${head}{"email":"w1@example.com","userId":"w1"},{"email":"w2@example.com"}${tail}`,
+    );
+    expect(JSON.parse(whole.toString())).toEqual({
+      listId,
+      channelUnsubscribe: false,
+      subscribers: [{ email: "w1@example.com", userId: "w1" }, { email: "w2@example.com" }],
+    });
+    const one = (json: Uint8Array) =>
+      (async function* () {
+        yield { json, whole: true, count: 2, tag: 0, records: async () => [] };
+      })();
+    expect((await take(c.unsubscribeBodies(listId, one(whole)))).map((r) => r.result)).toEqual([
+      null,
+    ]);
+    expect(em.state.members(listId).map((m) => m.userId)).toEqual(["w3"]);
+    expect(em.stats.channelUnsubscribe.at(-1)).toBe(false);
+    // a subscribe body is refused, nothing sent
+    const sub = subscribeBodyParts(listId, false);
+    await expect(
+      take(c.unsubscribeBodies(listId, one(Buffer.from(`${sub.head}{"userId":"w3"}${sub.tail}`)))),
+    ).rejects.toThrow(/unsubscribe body does not open/);
+    expect(requests.filter((r) => r.path.endsWith("/unsubscribe"))).toHaveLength(1);
+    expect(reads).toEqual([]);
+  });
+
+  it("unsubscribeBodies: an answer that names failures is classified per record", async () => {
+    reads = [];
+    const { em, c } = await setup("hybrid");
+    const listId = em.state.createList("L");
+    await all(c.subscribe(listId, [{ key: "a", email: "a@example.com", userId: "ua" }]));
+    em.state.forgetUser({ email: "gone@example.com" });
+    const records = [
+      { key: "a", email: "a@example.com", userId: "ua" },
+      { key: "gone", email: "gone@example.com" },
+      { key: "never", email: "never@example.com" },
+    ];
+    const [r] = await take(c.unsubscribeBodies(listId, bodies(records, 5)));
+    expect(reads).toEqual([0]);
+    const byKey = new Map(r?.result?.outcomes.map((o) => [o.key, o]));
+    expect(byKey.get("a")?.status).toBe("succeeded");
+    expect(byKey.get("gone")).toMatchObject({ status: "failed", code: "forgotten_user" });
+    // not on the list: as a mirror wants it
+    expect(byKey.get("never")?.status).toBe("succeeded");
+    expect(r?.result?.op).toBe("unsubscribe");
+    expect(em.state.listSize(listId)).toBe(0);
   });
 });
