@@ -10,8 +10,9 @@
  * share of the rows (`id % k`), syncs (unsubscribes), puts the rows back and syncs again
  * (subscribes, built bodies: a reference for the same number of records). Rounds alternate
  * between the two ways of sending the unsubscribes, so that the machine's drift favours neither.
- * Prints medians, the ratio built/record-by-record of the removal syncs, and their ratio to the
- * subscribe syncs of the same records.
+ * Prints medians, the ratio built/record-by-record of the removal syncs, their ratio to the
+ * subscribe syncs of the same records, and the bench process's peak RSS during each kind of sync
+ * (sampled every 50 ms; the emulator's memory is not in it).
  */
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -22,7 +23,8 @@ import { withSync } from "../src/sync/context.js";
 import type { DeliveryApi } from "../src/sync/deliver.js";
 import { type RunReport, runSync } from "../src/sync/run.js";
 import { spawnJson } from "./lib/child.js";
-import { median, num, secs } from "./lib/stats.js";
+import { sampleRss } from "./lib/rss.js";
+import { mb, median, num, secs } from "./lib/stats.js";
 import { createBenchWarehouse, generateModel } from "./lib/warehouse.js";
 
 const KEY = "bench-key-0123456789";
@@ -97,17 +99,20 @@ syncs:
 `,
       { env: {} },
     );
+    const rss = sampleRss();
     const sync = async (builtUnsubscribes: boolean) => {
+      rss.reset();
       const started = performance.now();
       const report: RunReport = await withSync(config, "bench", ({ resolved, source, api }) =>
         runSync(resolved, { api: builtUnsubscribes ? api : recordByRecord(api), source }),
       );
       if (report.status !== "succeeded") throw new TypeError(`a sync ended ${report.status}`);
-      return { ms: performance.now() - started, report };
+      return { ms: performance.now() - started, report, peakRss: rss.peak() };
     };
     await sync(true);
     const t = `main.${TABLE}`;
     const removal: Record<"built" | "record", number[]> = { built: [], record: [] };
+    const peaks: Record<"built" | "record" | "back", number> = { built: 0, record: 0, back: 0 };
     const readd: number[] = [];
     let removed = 0;
     for (let r = 0; r < runs; r++) {
@@ -121,12 +126,14 @@ syncs:
       const out = await sync(way === "built");
       removed = out.report.succeeded.unsubscribe;
       removal[way].push(out.ms);
+      peaks[way] = Math.max(peaks[way], out.peakRss);
       await exec(async (s) => {
         await s.exec(`insert into ${t} select * from main.removed`);
         await s.exec("drop table main.removed");
       });
       const back = await sync(true);
       readd.push(back.ms);
+      peaks.back = Math.max(peaks.back, back.peakRss);
       console.log(
         `round ${r + 1}: ${removed} unsubscribed ${way === "built" ? "in built bodies" : "record by record"} in ${secs(out.ms)}; ` +
           `${back.report.succeeded.subscribe} subscribed back in ${secs(back.ms)}`,
@@ -138,7 +145,8 @@ syncs:
     console.log(
       `\n${removed} unsubscribes of ${rows} members (medians): built ${secs(built)}, record by record ${secs(record)} ` +
         `(built/record ${(built / record).toFixed(2)}); subscribing them back ${secs(back)} ` +
-        `(removal/subscribes: built ${(built / back).toFixed(2)}, record by record ${(record / back).toFixed(2)})`,
+        `(removal/subscribes: built ${(built / back).toFixed(2)}, record by record ${(record / back).toFixed(2)}); ` +
+        `peak RSS: built ${mb(peaks.built)}, record by record ${mb(peaks.record)}, subscribing back ${mb(peaks.back)}`,
     );
     console.log(
       JSON.stringify({
@@ -151,8 +159,10 @@ syncs:
         ratioBuiltToRecord: Number((built / record).toFixed(2)),
         ratioBuiltToSubscribe: Number((built / back).toFixed(2)),
         ratioRecordToSubscribe: Number((record / back).toFixed(2)),
+        peakRss: peaks,
       }),
     );
+    rss.stop();
   } finally {
     emulator.stdin?.end();
     await w.cleanup();
