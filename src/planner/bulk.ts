@@ -160,8 +160,8 @@ function selectBuilt(
 /**
  * Built records of the batches `first`..`last`: batch number, subscriber count, and the
  * request body as UTF-8 bytes (a blob): the subscribers' JSON between `parts.head` and
- * `parts.tail` (the client's subscribeBodyParts or unsubscribeBodyParts). Asked for a few batches at a time, so that
- * sending starts at once.
+ * `parts.tail` (the client's subscribeBodyParts or unsubscribeBodyParts). Asked for a few
+ * batches at a time, so that sending starts at once.
  */
 export function bodiesSql(
   d: Dialect,
