@@ -64,8 +64,8 @@ export interface SubscribeOptions extends DeliveryOptions {
 }
 
 /**
- * Subscribers whose JSON the caller already built (the warehouse builds it: src/planner/bulk.ts), so
- * that a batch costs one string instead of one object per subscriber.
+ * Subscribers whose JSON the caller already built (the warehouse builds it:
+ * src/planner/bulk.ts), so that a batch costs one string instead of one object per subscriber.
  */
 export interface SubscriberBodies<T> {
   /** the subscribers' JSON objects, comma-separated, without the enclosing brackets: text, or
