@@ -13,6 +13,7 @@ import { parseArgs } from "node:util";
 import { startEmulator } from "../src/emulator/index.js";
 import { IterableClient } from "../src/iterable/client.js";
 import type { DeliveryRecord } from "../src/iterable/types.js";
+import { serveUntilStdinEnds } from "./lib/child.js";
 
 const KEY = "bench-key-0123456789";
 const ROUNDS = 3;
@@ -34,11 +35,7 @@ if (values.serve) {
     apiKey: KEY,
     ...(rateLimit > 0 ? { rateLimit } : {}),
   });
-  process.stdout.write(`${JSON.stringify({ url: em.url })}\n`);
-  process.stdin.resume();
-  process.stdin.on("end", () => {
-    void em.close().then(() => process.exit(0));
-  });
+  serveUntilStdinEnds(em);
 } else {
   await main();
 }

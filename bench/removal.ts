@@ -22,7 +22,7 @@ import type { Source } from "../src/sources/source.js";
 import { withSync } from "../src/sync/context.js";
 import type { DeliveryApi } from "../src/sync/deliver.js";
 import { type RunReport, runSync } from "../src/sync/run.js";
-import { spawnJson } from "./lib/child.js";
+import { serveUntilStdinEnds, spawnJson } from "./lib/child.js";
 import { sampleRss } from "./lib/rss.js";
 import { mb, median, num, secs } from "./lib/stats.js";
 import { createBenchWarehouse, generateModel } from "./lib/warehouse.js";
@@ -42,11 +42,7 @@ const { values } = parseArgs({
 
 if (values.mode === "serve") {
   const em = await startEmulator({ port: 0, projectType: "hybrid", apiKey: KEY });
-  process.stdout.write(`${JSON.stringify({ url: em.url })}\n`);
-  process.stdin.resume();
-  process.stdin.on("end", () => {
-    void em.close().then(() => process.exit(0));
-  });
+  serveUntilStdinEnds(em);
 } else {
   await main();
 }

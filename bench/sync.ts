@@ -31,7 +31,7 @@ import { openSource, type SourceConfig } from "../src/sources/index.js";
 import { getMetadata } from "../src/state/store.js";
 import { withSync } from "../src/sync/context.js";
 import { type RunReport, runSync } from "../src/sync/run.js";
-import { runJson, spawnJson } from "./lib/child.js";
+import { runJson, serveUntilStdinEnds, spawnJson } from "./lib/child.js";
 import { processCpuMs } from "./lib/cpu.js";
 import { postBodies } from "./lib/loader.js";
 import { maxRss, sampleRss } from "./lib/rss.js";
@@ -98,11 +98,7 @@ switch (values.mode) {
 
 async function serve(): Promise<void> {
   const em = await startEmulator({ port: 0, projectType: "hybrid", apiKey: KEY });
-  process.stdout.write(`${JSON.stringify({ url: em.url })}\n`);
-  process.stdin.resume();
-  process.stdin.on("end", () => {
-    void em.close().then(() => process.exit(0));
-  });
+  serveUntilStdinEnds(em);
 }
 
 function configYaml(db: string, state: string, url: string, sync: string, c: number): string {

@@ -30,3 +30,13 @@ export async function runJson<T>(
   if (child.exitCode === null) await new Promise((resolve) => child.once("exit", resolve));
   return first;
 }
+
+/** A child's side of spawnJson for an emulator: prints its URL as the JSON line, then serves
+ *  until the parent closes this process's stdin. */
+export function serveUntilStdinEnds(em: { url: string; close(): Promise<void> }): void {
+  process.stdout.write(`${JSON.stringify({ url: em.url })}\n`);
+  process.stdin.resume();
+  process.stdin.on("end", () => {
+    void em.close().then(() => process.exit(0));
+  });
+}
