@@ -207,7 +207,7 @@ export async function deliverOperation(op: Operation, ctx: DeliverCtx): Promise<
   if (total === 0) return;
   const counter: Counter = { op, total, done: 0, failed: 0 };
   tick(ctx, counter);
-  const bodies = bodySpec(ctx, op);
+  const bodies = builtWay(ctx, op);
   try {
     // built bodies first, then every record they do not carry
     if (bodies) await deliverBodies(ctx, counter, bodies);
@@ -226,29 +226,31 @@ function tick(ctx: DeliverCtx, c: Counter): void {
   ctx.onProgress?.({ phase: c.op, total: c.total, done: c.done, failed: c.failed });
 }
 
-/** How the warehouse builds this run's bodies of `op`, or null when it does not. */
-function bodySpec(ctx: DeliverCtx, op: Operation): BodySpec | null {
-  const { api, source } = ctx;
-  const sends = op === "subscribe" ? api.subscribeBodies : api.unsubscribeBodies;
-  if (!buildsBodies(source.dialect) || !sends || !api.bodyBatchRows) return null;
-  return { op, projectType: ctx.projectType, batchRows: api.bodyBatchRows(MAX_SUBSCRIBER_BYTES) };
+/** Built bodies of one operation: how the warehouse builds them, and the client's way to send
+ *  them, bound to this run's list and signal. */
+interface BuiltWay {
+  spec: BodySpec;
+  send(batches: AsyncIterable<SubscriberBodies<number>>): AsyncIterable<BodiesResult<number>>;
 }
 
-/** The client's way to send built bodies of `op`, bound to it. */
-function bodiesSender(ctx: DeliverCtx, op: Operation) {
+/** How this run's records of `op` go in built bodies, or null when they do not (the warehouse
+ *  builds none, or the client cannot send them). */
+function builtWay(ctx: DeliverCtx, op: Operation): BuiltWay | null {
   const { api, listId, signal } = ctx;
+  if (!buildsBodies(ctx.source.dialect) || !api.bodyBatchRows) return null;
+  const spec: BodySpec = {
+    op,
+    projectType: ctx.projectType,
+    batchRows: api.bodyBatchRows(MAX_SUBSCRIBER_BYTES),
+  };
   const opts = signal ? { signal } : {};
   if (op === "unsubscribe") {
     const send = api.unsubscribeBodies?.bind(api);
-    return send && ((b: AsyncIterable<SubscriberBodies<number>>) => send(listId, b, opts));
+    return send ? { spec, send: (b) => send(listId, b, opts) } : null;
   }
   const send = api.subscribeBodies?.bind(api);
   const updateExistingUsersOnly = ctx.updateExistingUsersOnly;
-  return (
-    send &&
-    ((b: AsyncIterable<SubscriberBodies<number>>) =>
-      send(listId, b, { ...opts, updateExistingUsersOnly }))
-  );
+  return send ? { spec, send: (b) => send(listId, b, { ...opts, updateExistingUsersOnly }) } : null;
 }
 
 function text(v: unknown): string | null {
@@ -260,10 +262,9 @@ function text(v: unknown): string | null {
  * sync logs and outcome rows are written by the warehouse (also when the run stops part-way); a
  * batch whose answer names failures is read back record by record and logged like any other.
  */
-async function deliverBodies(ctx: DeliverCtx, counter: Counter, spec: BodySpec): Promise<void> {
+async function deliverBodies(ctx: DeliverCtx, counter: Counter, way: BuiltWay): Promise<void> {
   const { source, plan } = ctx;
-  const send = bodiesSender(ctx, spec.op);
-  if (!send) return;
+  const { spec, send } = way;
   const d = source.dialect;
   const schema = source.stateSchema;
   const subscribes = spec.op === "subscribe";
