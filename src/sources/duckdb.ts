@@ -463,13 +463,17 @@ export function sizeBytes(text: string): number | null {
 
 /**
  * The share of the configured memory limit DuckDB keeps while narrowed. Sending reads the plan in
- * order and the works done ahead write to the file: a quarter took a 1M-row first sync's peak RSS
- * from ~372-400 to ~323-335 MiB, at the same speed (bench/sync.ts, rounds alternated); a half,
- * from ~430 to ~375 MiB.
+ * order and the works done ahead write to the file, so less memory is needed than for planning;
+ * but the work tables of the in-memory catalog that do not fit are written to `<database>.tmp`
+ * (zstd-compressed) and read back by each pass over them. With the default 192MB: a quarter kept a
+ * 1M-row first sync at ~323-351 MiB of peak RSS, and a CPU profile showed ~0.45 s of the ~1.7 s
+ * the works done ahead take going to that spill; a third takes ~0.4 s of CPU less per run and
+ * ~7% less time, at ~337-357 MiB; a half, the same saving at ~352-391 MiB; no narrowing, ~450 MiB
+ * (bench/sync.ts, rounds alternated, 6 against 6).
  */
-const NARROWED_MEMORY_SHARE = 1 / 4;
+const NARROWED_MEMORY_SHARE = 1 / 3;
 
-/** Sets one thread fewer and a quarter of the configured memory limit (narrow), or restores both.
+/** Sets one thread fewer and a third of the configured memory limit (narrow), or restores both.
  *  Best effort: a setting that fails leaves the instance as it was, slower or larger, not wrong. */
 function applyNarrow(shared: SharedInstance, narrow: boolean): Promise<void> {
   return onOwnConnection(shared, async (conn) => {

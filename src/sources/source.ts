@@ -86,7 +86,7 @@ export interface Source {
   /** a named lock held until release(); null when held elsewhere */
   tryLock(name: string): Promise<Lock | null>;
   /**
-   * DuckDB: runs on one thread fewer (at least one) and a quarter of its memory limit until the returned
+   * DuckDB: runs on one thread fewer (at least one) and a third of its memory limit until the returned
    * function is called (see src/sources/speculate.ts). Counted per DuckDB instance: the first
    * holder narrows it, the last one to release restores the configured settings. Absent where the
    * warehouse runs elsewhere.

@@ -35,10 +35,10 @@ export function speculates(source: Source): boolean {
  * While the queue is open, DuckDB runs narrowed (Source.narrow): on one thread fewer than its
  * setting, since a statement takes every thread it has and the one left over keeps sending (the
  * event loop, and on a small machine whatever serves the requests) from waiting behind the work;
- * and on a quarter of its memory limit, since the works write to the database file, whose blocks
+ * and on a third of its memory limit, since the works write to the database file, whose blocks
  * can leave memory once written, and sending reads the plan in order: what planning needed in
- * memory, sending does not (a 1M-row first sync: peak RSS ~372-400 -> ~323-335 MiB, same speed;
- * see NARROWED_MEMORY_SHARE). close() restores both for the commit.
+ * memory, sending does not (a 1M-row first sync: peak RSS ~450 -> ~337-357 MiB; see
+ * NARROWED_MEMORY_SHARE). close() restores both for the commit.
  */
 export class AheadQueue {
   private opened = false;

@@ -223,7 +223,7 @@ describe("work done ahead while sending (DuckDB)", () => {
 });
 
 describe("DuckDB narrow()", () => {
-  it("quarters memory and takes a thread while held; the last release restores the configured settings", async () => {
+  it("keeps a third of the memory limit and takes a thread while held; the last release restores the configured settings", async () => {
     expect(sizeBytes("183.1 MiB")).toBeCloseTo(183.1 * 2 ** 20);
     expect(sizeBytes("192MB")).toBe(192e6);
     expect(sizeBytes("lots")).toBeNull();
@@ -244,7 +244,7 @@ describe("DuckDB narrow()", () => {
       const releaseB = await b.narrow?.();
       const narrowed = await settings();
       expect(narrowed.threads).toBe(2);
-      expect(narrowed.bytes / before.bytes).toBeCloseTo(0.25, 2);
+      expect(narrowed.bytes / before.bytes).toBeCloseTo(1 / 3, 2);
       await releaseA?.();
       expect(await settings()).toEqual(narrowed);
       await releaseB?.();
