@@ -13,7 +13,9 @@
  *                    to a new list; it reports its wall time, delivery window and peak RSS, and
  *                    the CPU time it spent (all threads, DuckDB's included) against the emulator's
  *                    in the same window (/proc): on a 2-core machine the two share the cores, so
- *                    CPU time shows where the time goes when wall times are noisy.
+ *                    CPU time shows where the time goes when wall times are noisy. It also reports
+ *                    how busy the whole machine was (/proc/stat, all cores) during the run and its
+ *                    delivery window, beside the same figure for the c4 ceiling.
  * With --alt-node-args, every second round's sync child runs with those node arguments (an A/B in
  * one bench, rounds alternated, since the machine's speed drifts within minutes); the summary then
  * covers the plain rounds, and one more line compares the two kinds of round.
@@ -32,7 +34,7 @@ import { getMetadata } from "../src/state/store.js";
 import { withSync } from "../src/sync/context.js";
 import { type RunReport, runSync } from "../src/sync/run.js";
 import { runJson, serveUntilStdinEnds, spawnJson } from "./lib/child.js";
-import { processCpuMs } from "./lib/cpu.js";
+import { busyShare, machineTicks, processCpuMs } from "./lib/cpu.js";
 import { postBodies } from "./lib/loader.js";
 import { maxRss, sampleRss } from "./lib/rss.js";
 import { mb, median, num, secs } from "./lib/stats.js";
@@ -78,6 +80,10 @@ interface SyncResult {
   phaseCpu: Record<string, number>;
   /** CPU time of the emulator process during the run, ms (filled in by the parent) */
   emulatorCpuMs?: number;
+  /** share of the machine's CPU (all cores, every process) busy during the run, and during the
+   *  delivery window; null where /proc cannot tell */
+  machineBusy: number | null;
+  machineBusyDelivery: number | null;
   status: string;
   succeeded: number;
   failed: number;
@@ -155,6 +161,8 @@ async function childSync(second: boolean): Promise<void> {
     }
     let deliveryStart = 0;
     let deliveryEnd = 0;
+    let ticksDelivery0: ReturnType<typeof machineTicks> = null;
+    let ticksDelivery1: ReturnType<typeof machineTicks> = null;
     const phases: Record<string, number> = {};
     const phaseCpu: Record<string, number> = {};
     const cpu0 = process.cpuUsage();
@@ -162,6 +170,7 @@ async function childSync(second: boolean): Promise<void> {
       const c = process.cpuUsage(cpu0);
       return Math.round((c.user + c.system) / 1000);
     };
+    const ticks0 = machineTicks();
     const started = performance.now();
     const report = await withSync(config, sync, ({ resolved, source, api }) =>
       runSync(
@@ -169,9 +178,14 @@ async function childSync(second: boolean): Promise<void> {
         { api, source },
         {
           onProgress: (p) => {
-            if ((p.phase === "unsubscribe" || p.phase === "subscribe") && deliveryStart === 0)
+            if ((p.phase === "unsubscribe" || p.phase === "subscribe") && deliveryStart === 0) {
               deliveryStart = performance.now();
-            if (p.phase === "commit" && deliveryEnd === 0) deliveryEnd = performance.now();
+              ticksDelivery0 = machineTicks();
+            }
+            if (p.phase === "commit" && deliveryEnd === 0) {
+              deliveryEnd = performance.now();
+              ticksDelivery1 = machineTicks();
+            }
             const at = Math.round(performance.now() - started);
             phases[p.phase] ??= at;
             phaseCpu[p.phase] ??= cpuAt();
@@ -182,6 +196,7 @@ async function childSync(second: boolean): Promise<void> {
     );
     const ms = performance.now() - started;
     const cpuMs = cpuAt();
+    const ticks1 = machineTicks();
     const result: SyncResult = {
       ms,
       deliveryMs: deliveryStart > 0 && deliveryEnd > 0 ? deliveryEnd - deliveryStart : 0,
@@ -191,6 +206,8 @@ async function childSync(second: boolean): Promise<void> {
       maxRss: maxRss(),
       cpuMs,
       phaseCpu: { ...phaseCpu, end: cpuMs },
+      machineBusy: busyShare(ticks0, ticks1),
+      machineBusyDelivery: busyShare(ticksDelivery0, ticksDelivery1),
       status: report.status,
       succeeded: report.succeeded.subscribe + report.succeeded.unsubscribe,
       failed: report.failed.subscribe + report.failed.unsubscribe,
@@ -201,6 +218,17 @@ async function childSync(second: boolean): Promise<void> {
     await keeper.close();
     rss.stop();
   }
+}
+
+/** "83%" of a share, or "?" */
+function pct(share: number | null): string {
+  return share === null ? "?" : `${Math.round(share * 100)}%`;
+}
+
+/** Median of the known shares, to two decimals; null if none is known. */
+function medianShare(shares: (number | null)[]): number | null {
+  const known = shares.filter((x): x is number => x !== null);
+  return known.length ? Number(median(known).toFixed(2)) : null;
 }
 
 function phaseLine(phases: Record<string, number>): string {
@@ -266,14 +294,16 @@ async function ceiling(
   try {
     const headers = { "api-key": KEY, "content-type": "application/json" };
     const emulatorCpu0 = processCpuMs(emulatorPid);
+    const ticks0 = machineTicks();
     const started = performance.now();
     const succeeded = await postBodies(pool, headers, bodies, concurrency);
     const seconds = (performance.now() - started) / 1000;
+    const machineBusy = busyShare(ticks0, machineTicks());
     const emulatorCpu1 = processCpuMs(emulatorPid);
     await admin(pool, "/_emulator/reset", {});
     const emulatorCpuMs =
       emulatorCpu0 !== null && emulatorCpu1 !== null ? emulatorCpu1 - emulatorCpu0 : null;
-    return { rate: succeeded / seconds, succeeded, seconds, emulatorCpuMs };
+    return { rate: succeeded / seconds, succeeded, seconds, emulatorCpuMs, machineBusy };
   } finally {
     await pool.close();
   }
@@ -301,6 +331,7 @@ async function main(): Promise<void> {
     const c4: number[] = [];
     const c8: number[] = [];
     const ceilingEmulatorCpu: number[] = [];
+    const ceilingBusy: number[] = [];
     const firsts: SyncResult[] = [];
     // --alt-node-args: the alternated rounds and their ceilings
     const altArgs = values["alt-node-args"]?.split(" ").filter(Boolean) ?? [];
@@ -311,6 +342,7 @@ async function main(): Promise<void> {
     for (let r = 0; r < runs; r++) {
       const a = await ceiling(url, subscriberJson, 4, r, emulator.pid);
       if (a.emulatorCpuMs !== null) ceilingEmulatorCpu.push(a.emulatorCpuMs);
+      if (a.machineBusy !== null) ceilingBusy.push(a.machineBusy);
       const b = await ceiling(url, subscriberJson, 8, r, emulator.pid);
       c8.push(b.rate);
       lastSync = `bench_first_${r}`;
@@ -346,7 +378,8 @@ async function main(): Promise<void> {
           `first sync ${res.status}: ${res.succeeded} in ${secs(res.ms)} = ${Math.round(res.succeeded / (res.ms / 1000))}/s ` +
           `(delivery ${secs(res.deliveryMs)} = ${Math.round(res.succeeded / (res.deliveryMs / 1000))}/s), ` +
           `peak RSS ${mb(res.peakRss)}, maxRSS ${mb(res.maxRss)}; CPU: sync ${secs(res.cpuMs)}, emulator ${secs(res.emulatorCpuMs ?? 0)} ` +
-          `(ceiling c4: emulator ${secs(a.emulatorCpuMs ?? 0)}); phases (s from start): ${phaseLine(res.phases)}; ` +
+          `(ceiling c4: emulator ${secs(a.emulatorCpuMs ?? 0)}); machine busy: ceiling c4 ${pct(a.machineBusy)}, ` +
+          `first sync ${pct(res.machineBusy)} (delivery ${pct(res.machineBusyDelivery)}); phases (s from start): ${phaseLine(res.phases)}; ` +
           `CPU at phase start: ${phaseLine(res.phaseCpu)}`,
       );
     }
@@ -408,6 +441,10 @@ async function main(): Promise<void> {
       ceilingC4EmulatorCpuMs: Math.round(
         median(ceilingEmulatorCpu.length ? ceilingEmulatorCpu : [0]),
       ),
+      // how much of the machine (all cores) was busy: the sync's own work and the emulator's share it
+      machineBusyCeilingC4: medianShare(ceilingBusy),
+      machineBusyFirstSync: medianShare(firsts.map((f) => f.machineBusy)),
+      machineBusyFirstSyncDelivery: medianShare(firsts.map((f) => f.machineBusyDelivery)),
       secondSyncMs: Math.round(median(seconds.map((s) => s.ms))),
       secondPlanMs: Math.round(median(seconds.map((s) => s.planMs ?? 0))),
       ratioSecondToPlan: Number(median(seconds.map((s) => s.ms / (s.planMs ?? 1))).toFixed(2)),
@@ -417,7 +454,9 @@ async function main(): Promise<void> {
       `\nfirst sync of ${rows}: ${summary.firstSyncRate}/s end to end (${summary.ratioSyncToC4}x of the c4 ceiling ${summary.ceilingC4}/s, ` +
         `median of the rounds' own ratios ${summary.ratioSyncToC4PerRound}x; ` +
         `${summary.ratioSyncToC8}x of c8 ${summary.ceilingC8}/s); delivery window ${summary.firstSyncDeliveryRate}/s (${summary.ratioDeliveryToC4}x c4); ` +
-        `peak RSS ${mb(summary.firstSyncPeakRss)}. Second sync (1.1% changed): ${secs(summary.secondSyncMs)} vs plan ${secs(summary.secondPlanMs)} = ${summary.ratioSecondToPlan}x`,
+        `peak RSS ${mb(summary.firstSyncPeakRss)}; machine busy: ceiling c4 ${pct(summary.machineBusyCeilingC4)}, ` +
+        `first sync ${pct(summary.machineBusyFirstSync)} (delivery ${pct(summary.machineBusyFirstSyncDelivery)}). ` +
+        `Second sync (1.1% changed): ${secs(summary.secondSyncMs)} vs plan ${secs(summary.secondPlanMs)} = ${summary.ratioSecondToPlan}x`,
     );
     if (alts.length > 0) {
       const perRound = (results: SyncResult[], ceilings: number[]) =>

@@ -15,3 +15,28 @@ export function processCpuMs(pid: number | undefined): number | null {
     return null;
   }
 }
+
+/** Ticks of the whole machine so far, all cores together (Linux /proc/stat): busy and in all;
+ *  null where /proc cannot tell. */
+export function machineTicks(): { busy: number; all: number } | null {
+  try {
+    const line = readFileSync("/proc/stat", "utf8").split("\n", 1)[0] ?? "";
+    // cpu user nice system idle iowait irq softirq steal (guest time is inside user)
+    const f = line.trim().split(/\s+/).slice(1, 9).map(Number);
+    if (f.length < 8 || f.some((x) => !Number.isFinite(x))) return null;
+    const all = f.reduce((a, b) => a + b, 0);
+    return { busy: all - (f[3] ?? 0) - (f[4] ?? 0), all };
+  } catch {
+    return null;
+  }
+}
+
+/** The share of the machine's CPU (every core) that was busy between two machineTicks readings;
+ *  null where unknown. */
+export function busyShare(
+  from: ReturnType<typeof machineTicks>,
+  to: ReturnType<typeof machineTicks>,
+): number | null {
+  if (!from || !to || to.all <= from.all) return null;
+  return (to.busy - from.busy) / (to.all - from.all);
+}
