@@ -466,10 +466,10 @@ export function sizeBytes(text: string): number | null {
  * order and the works done ahead write to the file, so less memory is needed than for planning;
  * but the work tables of the in-memory catalog that do not fit are written to `<database>.tmp`
  * (zstd-compressed) and read back by each pass over them. With the default 192MB: a quarter kept a
- * 1M-row first sync at ~323-351 MiB of peak RSS, and a CPU profile showed ~0.45 s of the ~1.7 s
- * the works done ahead take going to that spill; a third takes ~0.4 s of CPU less per run and
- * ~7% less time, at ~337-357 MiB; a half, the same saving at ~352-391 MiB; no narrowing, ~450 MiB
- * (bench/sync.ts, rounds alternated, 6 against 6).
+ * 1M-row first sync at ~323-351 MiB of peak RSS, but of the ~1.7 s of CPU DuckDB spent while
+ * sending (bodies, logs, snapshot), a profile put ~0.45 s in that spill. A third takes ~0.4 s of
+ * CPU less per run and ~7% less time, at ~337-357 MiB; a half, the same saving at ~352-391 MiB;
+ * no narrowing, ~450 MiB (bench/sync.ts, rounds alternated, 6 against 6).
  */
 const NARROWED_MEMORY_SHARE = 1 / 3;
 
