@@ -226,10 +226,11 @@ function tick(ctx: DeliverCtx, c: Counter): void {
   ctx.onProgress?.({ phase: c.op, total: c.total, done: c.done, failed: c.failed });
 }
 
-/** Built bodies of one operation: how the warehouse builds them, and the client's way to send
- *  them, bound to this run's list and signal. */
+/** Built bodies of one operation: how the warehouse builds them, the envelope they open and
+ *  close with, and the client's way to send them, bound to this run's list and signal. */
 interface BuiltWay {
   spec: BodySpec;
+  parts: { head: string; tail: string };
   send(batches: AsyncIterable<SubscriberBodies<number>>): AsyncIterable<BodiesResult<number>>;
 }
 
@@ -246,11 +247,15 @@ function builtWay(ctx: DeliverCtx, op: Operation): BuiltWay | null {
   const opts = signal ? { signal } : {};
   if (op === "unsubscribe") {
     const send = api.unsubscribeBodies?.bind(api);
-    return send ? { spec, send: (b) => send(listId, b, opts) } : null;
+    const parts = unsubscribeBodyParts(listId);
+    return send ? { spec, parts, send: (b) => send(listId, b, opts) } : null;
   }
   const send = api.subscribeBodies?.bind(api);
   const updateExistingUsersOnly = ctx.updateExistingUsersOnly;
-  return send ? { spec, send: (b) => send(listId, b, { ...opts, updateExistingUsersOnly }) } : null;
+  const parts = subscribeBodyParts(listId, updateExistingUsersOnly);
+  return send
+    ? { spec, parts, send: (b) => send(listId, b, { ...opts, updateExistingUsersOnly }) }
+    : null;
 }
 
 function text(v: unknown): string | null {
@@ -264,7 +269,7 @@ function text(v: unknown): string | null {
  */
 async function deliverBodies(ctx: DeliverCtx, counter: Counter, way: BuiltWay): Promise<void> {
   const { source, plan } = ctx;
-  const { spec, send } = way;
+  const { spec, parts, send } = way;
   const d = source.dialect;
   const schema = source.stateSchema;
   const subscribes = spec.op === "subscribe";
@@ -296,9 +301,6 @@ async function deliverBodies(ctx: DeliverCtx, counter: Counter, way: BuiltWay): 
   const lastRow =
     last?.last_row === null || last?.last_row === undefined ? -1 : Number(last.last_row);
   const lastBatch = Math.floor(lastRow / spec.batchRows);
-  const parts = subscribes
-    ? subscribeBodyParts(ctx.listId, ctx.updateExistingUsersOnly)
-    : unsubscribeBodyParts(ctx.listId);
   const segment = (first: number, count: number) => {
     const rows = source.query(
       bodiesSql(d, schema, plan.tables, spec, parts, first, first + count - 1),
