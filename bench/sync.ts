@@ -331,7 +331,7 @@ async function main(): Promise<void> {
     const c4: number[] = [];
     const c8: number[] = [];
     const ceilingEmulatorCpu: number[] = [];
-    const ceilingBusy: number[] = [];
+    const ceilingBusy: (number | null)[] = [];
     const firsts: SyncResult[] = [];
     // --alt-node-args: the alternated rounds and their ceilings
     const altArgs = values["alt-node-args"]?.split(" ").filter(Boolean) ?? [];
@@ -342,7 +342,7 @@ async function main(): Promise<void> {
     for (let r = 0; r < runs; r++) {
       const a = await ceiling(url, subscriberJson, 4, r, emulator.pid);
       if (a.emulatorCpuMs !== null) ceilingEmulatorCpu.push(a.emulatorCpuMs);
-      if (a.machineBusy !== null) ceilingBusy.push(a.machineBusy);
+      ceilingBusy.push(a.machineBusy);
       const b = await ceiling(url, subscriberJson, 8, r, emulator.pid);
       c8.push(b.rate);
       lastSync = `bench_first_${r}`;
