@@ -3,7 +3,7 @@
  * second syncs of about 1.1% changed rows, against the planner's time for the same change.
  *
  *   npx tsx bench/sync.ts --rows 1000000 [--runs 3] [--changes 3] [--memory-limit 256MB]
- *     [--profile DIR] [--alt-node-args=--single-threaded-gc]
+ *     [--profile DIR] [--alt-node-args=--single-threaded-gc] [--pin]
  *
  * The emulator runs in a child process (no rate limit, hybrid project). Each round, interleaved:
  *   ceiling c4 / c8  this process posts pre-built 1,000-subscriber bodies to a fresh list with 4 and
@@ -16,6 +16,11 @@
  *                    CPU time shows where the time goes when wall times are noisy. It also reports
  *                    how busy the whole machine was (/proc/stat, all cores) during the run and its
  *                    delivery window, beside the same figure for the c4 ceiling.
+ * With --pin, the emulator runs on CPU 0 alone and this process, its ceiling loader and the sync
+ * children on the other CPUs: the emulator stands in for Iterable, which has machines of its own,
+ * so that what the sync (or the loader) does on its cores does not take the destination's. The
+ * emulator then has one core in both phases (its collector's threads included), and the sync one
+ * core fewer than the machine (on 2 cores: planning on one).
  * With --alt-node-args, every second round's sync child runs with those node arguments (an A/B in
  * one bench, rounds alternated, since the machine's speed drifts within minutes); the summary then
  * covers the plain rounds, and one more line compares the two kinds of round.
@@ -23,6 +28,7 @@
  * committed snapshot (work tables dropped), then runs the real second sync.
  */
 
+import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Pool } from "undici";
@@ -34,7 +40,7 @@ import { getMetadata } from "../src/state/store.js";
 import { withSync } from "../src/sync/context.js";
 import { type RunReport, runSync } from "../src/sync/run.js";
 import { runJson, serveUntilStdinEnds, spawnJson } from "./lib/child.js";
-import { busyShare, machineTicks, processCpuMs } from "./lib/cpu.js";
+import { busyShare, machineTicks, pinProcess, processCpuMs } from "./lib/cpu.js";
 import { postBodies } from "./lib/loader.js";
 import { maxRss, sampleRss } from "./lib/rss.js";
 import { mb, median, num, secs } from "./lib/stats.js";
@@ -54,6 +60,7 @@ const { values } = parseArgs({
     "memory-limit": { type: "string" },
     profile: { type: "string" },
     "alt-node-args": { type: "string" },
+    pin: { type: "boolean", default: false },
     // child arguments
     db: { type: "string" },
     state: { type: "string" },
@@ -76,6 +83,9 @@ interface SyncResult {
   maxRss: number;
   /** CPU time of this process during the run (all its threads, DuckDB's included), ms */
   cpuMs: number;
+  /** of cpuMs, the kernel's share (system time), ms; and the minor page faults during the run */
+  systemCpuMs: number;
+  minorFaults: number;
   /** ms of CPU from the start of the run to the first progress report of each phase */
   phaseCpu: Record<string, number>;
   /** CPU time of the emulator process during the run, ms (filled in by the parent) */
@@ -166,6 +176,7 @@ async function childSync(second: boolean): Promise<void> {
     const phases: Record<string, number> = {};
     const phaseCpu: Record<string, number> = {};
     const cpu0 = process.cpuUsage();
+    const faults0 = process.resourceUsage().minorPageFault;
     const cpuAt = () => {
       const c = process.cpuUsage(cpu0);
       return Math.round((c.user + c.system) / 1000);
@@ -196,6 +207,8 @@ async function childSync(second: boolean): Promise<void> {
     );
     const ms = performance.now() - started;
     const cpuMs = cpuAt();
+    const systemCpuMs = Math.round(process.cpuUsage(cpu0).system / 1000);
+    const minorFaults = process.resourceUsage().minorPageFault - faults0;
     const ticks1 = machineTicks();
     const result: SyncResult = {
       ms,
@@ -205,6 +218,8 @@ async function childSync(second: boolean): Promise<void> {
       peakRss: rss.peak(),
       maxRss: maxRss(),
       cpuMs,
+      systemCpuMs,
+      minorFaults,
       phaseCpu: { ...phaseCpu, end: cpuMs },
       machineBusy: busyShare(ticks0, ticks1),
       machineBusyDelivery: busyShare(ticksDelivery0, ticksDelivery1),
@@ -316,6 +331,12 @@ async function main(): Promise<void> {
   const w = await createBenchWarehouse("duckdb");
   const cfg = w.config as { path: string; stateSchema: string };
   const { child: emulator, first } = await spawnJson<{ url: string }>(SELF, ["--mode", "serve"]);
+  if (values.pin) {
+    const cpus = availableParallelism();
+    if (cpus < 2 || emulator.pid === undefined) throw new TypeError("--pin needs 2 CPUs or more");
+    pinProcess(emulator.pid, "0");
+    pinProcess(process.pid, cpus === 2 ? "1" : `1-${cpus - 1}`);
+  }
   const url = first.url;
   const pass = [...(values["memory-limit"] ? ["--memory-limit", values["memory-limit"]] : [])];
   try {
@@ -377,7 +398,7 @@ async function main(): Promise<void> {
         `round ${r + 1}${isAlt(r) ? ` (${altArgs.join(" ")})` : ""}: ceiling c4 ${Math.round(a.rate)}/s, c8 ${Math.round(b.rate)}/s; ` +
           `first sync ${res.status}: ${res.succeeded} in ${secs(res.ms)} = ${Math.round(res.succeeded / (res.ms / 1000))}/s ` +
           `(delivery ${secs(res.deliveryMs)} = ${Math.round(res.succeeded / (res.deliveryMs / 1000))}/s), ` +
-          `peak RSS ${mb(res.peakRss)}, maxRSS ${mb(res.maxRss)}; CPU: sync ${secs(res.cpuMs)}, emulator ${secs(res.emulatorCpuMs ?? 0)} ` +
+          `peak RSS ${mb(res.peakRss)}, maxRSS ${mb(res.maxRss)}; CPU: sync ${secs(res.cpuMs)} (kernel ${secs(res.systemCpuMs)}, ${res.minorFaults} minor faults), emulator ${secs(res.emulatorCpuMs ?? 0)} ` +
           `(ceiling c4: emulator ${secs(a.emulatorCpuMs ?? 0)}); machine busy: ceiling c4 ${pct(a.machineBusy)}, ` +
           `first sync ${pct(res.machineBusy)} (delivery ${pct(res.machineBusyDelivery)}); phases (s from start): ${phaseLine(res.phases)}; ` +
           `CPU at phase start: ${phaseLine(res.phaseCpu)}`,
@@ -419,6 +440,7 @@ async function main(): Promise<void> {
       rows,
       runs,
       memoryLimit: values["memory-limit"] ?? null,
+      pinned: values.pin === true,
       ceilingC4: Math.round(median(c4)),
       ceilingC8: Math.round(median(c8)),
       firstSyncRate: Math.round(syncRate),
@@ -451,7 +473,7 @@ async function main(): Promise<void> {
       secondSyncPeakRss: Math.max(...seconds.map((s) => s.peakRss)),
     };
     console.log(
-      `\nfirst sync of ${rows}: ${summary.firstSyncRate}/s end to end (${summary.ratioSyncToC4}x of the c4 ceiling ${summary.ceilingC4}/s, ` +
+      `\nfirst sync of ${rows}${summary.pinned ? " (emulator pinned to CPU 0)" : ""}: ${summary.firstSyncRate}/s end to end (${summary.ratioSyncToC4}x of the c4 ceiling ${summary.ceilingC4}/s, ` +
         `median of the rounds' own ratios ${summary.ratioSyncToC4PerRound}x; ` +
         `${summary.ratioSyncToC8}x of c8 ${summary.ceilingC8}/s); delivery window ${summary.firstSyncDeliveryRate}/s (${summary.ratioDeliveryToC4}x c4); ` +
         `peak RSS ${mb(summary.firstSyncPeakRss)}; machine busy: ceiling c4 ${pct(summary.machineBusyCeilingC4)}, ` +

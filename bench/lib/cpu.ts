@@ -1,4 +1,5 @@
 /** CPU time of another process (Linux /proc): to see what a child, such as the emulator, spent. */
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 
 /** User + system CPU time of process `pid` so far, in ms; null where /proc cannot tell. */
@@ -39,4 +40,16 @@ export function busyShare(
 ): number | null {
   if (!from || !to || to.all <= from.all) return null;
   return (to.busy - from.busy) / (to.all - from.all);
+}
+
+/** Restricts every thread of process `pid` (and the threads and children it starts later) to the
+ *  CPUs `cpus` ("0", "1-3"), with util-linux's taskset. */
+export function pinProcess(pid: number, cpus: string): void {
+  try {
+    execFileSync("taskset", ["-a", "-p", "-c", cpus, String(pid)], { stdio: "ignore" });
+  } catch (err) {
+    throw new TypeError(
+      `could not pin process ${pid} to CPUs ${cpus} (taskset, from util-linux, is needed): ${err instanceof Error ? err.message : String(err)}`,
+    );
+  }
 }
