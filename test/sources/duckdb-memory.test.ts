@@ -1,8 +1,13 @@
+import { execFile, execFileSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { DEFAULT_BULK_FLUSH_THRESHOLD, DEFAULT_MEMORY_LIMIT } from "../../src/sources/duckdb.js";
+import {
+  DEFAULT_BULK_FLUSH_THRESHOLD,
+  DEFAULT_MEMORY_LIMIT,
+  defaultThreads,
+} from "../../src/sources/duckdb.js";
 import { openSource, type Source } from "../../src/sources/index.js";
 import { build, parseObject, refusal } from "../config/helpers.js";
 
@@ -93,3 +98,52 @@ describe("duckdb memoryLimit", () => {
     },
   );
 });
+
+describe("duckdb threads", () => {
+  it("are as many as the CPUs this process may run on", async () => {
+    const source = await openSource({ type: "duckdb", path: ":memory:", stateSchema: "s" });
+    try {
+      const [row] = await source.query<{ n: number | bigint }>(
+        "select current_setting('threads')::bigint as n",
+      );
+      expect(Number(row?.n)).toBe(availableParallelism());
+      expect(defaultThreads()).toBe(availableParallelism());
+    } finally {
+      await source.close();
+    }
+  });
+
+  const pinnable = availableParallelism() >= 2 && hasTaskset();
+  it.skipIf(!pinnable)(
+    "follow the process's CPU affinity, not the machine's CPU count (taskset)",
+    async () => {
+      // A child held to one CPU: DuckDB alone would still count every CPU of the machine.
+      const script = [
+        'import { openSource } from "./src/sources/index.js";',
+        'const s = await openSource({ type: "duckdb", path: ":memory:", stateSchema: "s" });',
+        "const [row] = await s.query(\"select current_setting('threads')::bigint as n\");",
+        "console.log(String(row.n));",
+        "await s.close();",
+      ].join("\n");
+      const out = await new Promise<string>((resolve, reject) => {
+        execFile(
+          "taskset",
+          ["-c", "0", process.execPath, "--import", "tsx", "--input-type=module", "-e", script],
+          { cwd: path.resolve(import.meta.dirname, "../.."), timeout: 60_000 },
+          (err, stdout) => (err ? reject(err) : resolve(stdout)),
+        );
+      });
+      expect(out.trim()).toBe("1");
+    },
+    90_000,
+  );
+});
+
+function hasTaskset(): boolean {
+  try {
+    execFileSync("taskset", ["-p", String(process.pid)], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
