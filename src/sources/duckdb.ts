@@ -193,10 +193,10 @@ export const PURGE_AFTER_MS = 500;
  * DuckDB's threads: one per CPU this process may run on (its affinity: taskset, a container's
  * cpuset), where DuckDB alone counts every CPU of the machine and would run that many threads on
  * fewer cores. On a 2-core machine with the process held to one core, a 1M-row first sync then
- * starts sending ~0.05-0.1 s sooner (bench/sync.ts --pin, rounds alternated, 4 against 4).
+ * spends ~0.05-0.1 s less CPU before its first request (bench/sync.ts --pin, rounds alternated).
  */
 export function defaultThreads(): number {
-  return Math.max(1, os.availableParallelism());
+  return os.availableParallelism();
 }
 
 export interface OpenOptions {
