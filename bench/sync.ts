@@ -206,8 +206,9 @@ async function childSync(second: boolean): Promise<void> {
       ),
     );
     const ms = performance.now() - started;
-    const cpuMs = cpuAt();
-    const systemCpuMs = Math.round(process.cpuUsage(cpu0).system / 1000);
+    const usage = process.cpuUsage(cpu0);
+    const cpuMs = Math.round((usage.user + usage.system) / 1000);
+    const systemCpuMs = Math.round(usage.system / 1000);
     const minorFaults = process.resourceUsage().minorPageFault - faults0;
     const ticks1 = machineTicks();
     const result: SyncResult = {

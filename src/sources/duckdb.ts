@@ -195,7 +195,7 @@ export const PURGE_AFTER_MS = 500;
  * fewer cores. On a 2-core machine with the process held to one core, a 1M-row first sync then
  * spends ~0.05-0.1 s less CPU before its first request (bench/sync.ts --pin, rounds alternated).
  */
-export function defaultThreads(): number {
+function defaultThreads(): number {
   return os.availableParallelism();
 }
 
